@@ -1,0 +1,184 @@
+"""The popz command line: a thin shell over the Python API.
+
+User errors (:class:`popz.errors.PopzError`) print one line and exit with code 2;
+anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeRemainingColumn
+from rich.table import Table
+from rich.text import Text
+
+from popz.errors import PopzError
+
+app = typer.Typer(
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    no_args_is_help=True,
+    help="popz: galaxy redshift and property posteriors from a physical SPS model.",
+)
+console = Console(stderr=True)
+
+
+class _RateColumn(ProgressColumn):
+    def __init__(self, unit: str):
+        super().__init__()
+        self.unit = unit
+
+    def render(self, task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text("" if speed is None else f"{speed:,.0f} {self.unit}/s", style="progress.data.speed")
+
+
+@contextmanager
+def _progress(description: str, total: int, unit: str, quiet: bool):
+    if quiet:
+        yield lambda k: None
+        return
+    columns = (
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        _RateColumn(unit),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+    )
+    # Started on the first report, so that errors found before any work stand alone.
+    bar = Progress(*columns, console=console, transient=False)
+    task = None
+
+    def advance(k: int) -> None:
+        nonlocal task
+        if task is None:
+            bar.start()
+            task = bar.add_task(description, total=total)
+        bar.advance(task, k)
+
+    try:
+        yield advance
+    finally:
+        if task is not None:
+            bar.stop()
+
+
+def _command_line() -> str:
+    return "popz " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+
+
+@app.command("models")
+def models_command() -> None:
+    """List the models shipped with popz."""
+    from popz.config import load_model, shipped_models
+
+    for name in shipped_models():
+        config = load_model(name)
+        typer.echo(f"{name}\t{config.n_parameters} parameters\t{' '.join(config.bands)}")
+
+
+@app.command("show-model")
+def show_model_command(model: str = typer.Argument(..., help="shipped model name or YAML path")) -> None:
+    """Print a model's parameter table, bands, cosmology and simulator."""
+    from popz.config import load_model
+
+    config = load_model(model)
+    table = Table(title=f"{config.name}  (hash {config.hash[:12]})")
+    for col in ("#", "name", "unit", "bounds", "training prior", "description"):
+        table.add_column(col, overflow="fold", no_wrap=col in ("name", "bounds", "training prior"))
+    for i, p in enumerate(config.parameters):
+        prior = p.prior.model_dump()
+        kind = prior.pop("type")
+        args = ", ".join(f"{k}={v:g}" for k, v in prior.items())
+        table.add_row(str(i), p.name, p.unit, f"[{p.bounds[0]:g}, {p.bounds[1]:g}]", f"{kind}({args})", p.description)
+    out = Console()
+    out.print(table)
+    out.print(f"bands: {' '.join(config.bands)}")
+    cosmo = config.cosmology
+    out.print(f"cosmology: {cosmo.name if cosmo.H0 is None else f'flat LCDM H0={cosmo.H0} Om0={cosmo.Om0}'}")
+    out.print(f"simulator: {config.simulator.backend} {config.simulator.settings}")
+
+
+@app.command("simulate")
+def simulate_command(
+    model: str = typer.Option("lsst-default", help="shipped model name or YAML path"),
+    n: int = typer.Option(..., "--n", help="number of galaxies to draw and simulate"),
+    out: Path = typer.Option(..., help="output Parquet file"),
+    seed: int = typer.Option(0, help="seed of the JAX key the parameters are drawn from"),
+    workers: int = typer.Option(1, help="simulator processes"),
+    chunk_size: int = typer.Option(500, help="galaxies per resumable chunk"),
+    spectra: bool = typer.Option(False, "--spectra", help="also write rest-frame spectra to OUT.spectra.h5"),
+    spectra_min: float = typer.Option(400.0, help="shortest rest wavelength kept with --spectra, Angstrom"),
+    spectra_max: float = typer.Option(30000.0, help="longest rest wavelength kept with --spectra, Angstrom"),
+    quiet: bool = typer.Option(False, "--quiet", help="no progress bar"),
+) -> None:
+    """Draw parameters from the model's training prior and simulate noiseless magnitudes (resumable)."""
+    from popz.config import load_model
+    from popz.emulate.training_set import simulate_training_set
+
+    config = load_model(model)
+    with _progress("simulate", n, "models", quiet) as advance:
+        summary = simulate_training_set(
+            config,
+            n,
+            out,
+            seed=seed,
+            workers=workers,
+            chunk_size=chunk_size,
+            spectra=spectra,
+            spectra_range_A=(spectra_min, spectra_max),
+            command=_command_line(),
+            progress=advance,
+        )
+    resumed = f", {summary.n_chunks_done_before} chunks resumed" if summary.n_chunks_done_before else ""
+    failed = f", {summary.n_failed} failed (NaN magnitudes)" if summary.n_failed else ""
+    console.print(f"wrote {summary.n} galaxies to {summary.table_path}{resumed}{failed}")
+    if summary.spectra_path:
+        console.print(f"wrote spectra to {summary.spectra_path}")
+
+
+@app.command("demo")
+def demo_command(
+    out: Path = typer.Option(Path("demo_output"), help="output folder"),
+    n: int = typer.Option(300, "--n", help="galaxies drawn from the training prior"),
+    workers: int = typer.Option(2, help="simulator processes"),
+    seed: int = typer.Option(0, help="random seed"),
+    quiet: bool = typer.Option(False, "--quiet", help="no progress bar"),
+) -> None:
+    """Simulate galaxies of lsst-default and plot their colours against redshift, with tracks."""
+    from popz.config import load_model
+    from popz.demo import colour_redshift_figure
+    from popz.emulate.training_set import simulate_training_set
+
+    config = load_model("lsst-default")
+    out.mkdir(parents=True, exist_ok=True)
+    table = out / "sims.parquet"
+    with _progress("simulate", n, "models", quiet) as advance:
+        simulate_training_set(
+            config, n, table, seed=seed, workers=workers, chunk_size=50, command=_command_line(), progress=advance
+        )
+    png = colour_redshift_figure(config, table, out / "colour_redshift.png")
+    console.print(f"wrote {table} and {png}")
+
+
+def main() -> None:
+    """Entry point of the ``popz`` command."""
+    try:
+        app()
+    except PopzError as err:
+        console.print(f"[red]error:[/red] {err}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        console.print("interrupted; rerun the same command to resume")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

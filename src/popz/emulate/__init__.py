@@ -1,0 +1,1 @@
+"""Emulators of the SPS simulator, and the training sets they learn from."""

@@ -1,0 +1,42 @@
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def config():
+    from popz.config import load_model
+
+    return load_model("lsst-default")
+
+
+@pytest.fixture(scope="session")
+def simulator(config):
+    from popz.sps.simulator import make_simulator
+
+    return make_simulator(config)
+
+
+@pytest.fixture(scope="session")
+def prior_draws(config):
+    """40 parameter vectors from the training prior, float64."""
+    import jax
+
+    from popz.population import TrainingPrior
+
+    return TrainingPrior(config).sample(jax.random.key(123), 40).astype(np.float64)
+
+
+@pytest.fixture(scope="session")
+def sdss_filter_dir():
+    path = SHARED_DATA / "sdss_mgs" / "filters"
+    if not path.is_dir():
+        pytest.skip(f"shared data not found at {path}")
+    return path
