@@ -195,9 +195,17 @@ class BagpipesSimulator(Simulator):
             "nebular": {"logU": float(theta[ix["log_u"]])},
         }
 
-    def surviving_mass_fraction(self, theta: np.ndarray) -> float:
-        """Surviving stellar mass per unit mass formed (after self.rest_sed(theta) was evaluated)."""
-        return 10.0 ** float(self._model.sfh.stellar_mass)
+    def components_at_redshift(self, theta: np.ndarray) -> dict:
+        """bagpipes components for running bagpipes itself at theta's redshift (1 Msun formed).
+
+        For checks against bagpipes' own photometry. The oldest bin edge is
+        pulled in by 1e-4 so that bagpipes' coarser age table does not put it
+        before its own Big Bang.
+        """
+        components = self._components(theta)
+        components["redshift"] = float(theta[self._index["redshift"]])
+        components["continuity"]["bin_edges"][-1] *= 1 - 1e-4
+        return components
 
     def _rest_sed(self, theta: np.ndarray) -> np.ndarray:
         with warnings.catch_warnings():

@@ -17,7 +17,7 @@ import numpy as np
 
 from popz.errors import FilterError
 
-__all__ = ["Bandpass", "load_band", "load_bands", "validate_curve", "band_labels"]
+__all__ = ["Bandpass", "make_bandpass", "load_band", "load_bands", "validate_curve", "band_labels"]
 
 # Negative throughputs smaller than this fraction of the peak are rounding noise
 # in published curves (the SDSS r curve has -0.0013): clipped to zero. Larger
@@ -37,18 +37,30 @@ class Bandpass(NamedTuple):
         Non-negative response per photon, dimensionless.
     provenance : str
         Where the curve came from (speclite version, or file path and SHA-256).
+    cumulative_response : ndarray of shape (n_samples,)
+        int R dlambda / lambda from the first sample (trapezoids), for exact
+        integration over pixels; made by :func:`make_bandpass`.
     """
 
     name: str
     wavelength_A: np.ndarray
     throughput: np.ndarray
     provenance: str
+    cumulative_response: np.ndarray
 
     @property
     def pivot_wavelength_A(self) -> float:
         """Pivot wavelength sqrt(int T lambda dlambda / int T dlambda / lambda), Angstrom."""
         lam, t = self.wavelength_A, self.throughput
         return float(np.sqrt(np.trapezoid(t * lam, lam) / np.trapezoid(t / lam, lam)))
+
+
+def make_bandpass(name: str, wavelength_A: np.ndarray, throughput: np.ndarray, provenance: str) -> Bandpass:
+    """A validated :class:`Bandpass` from a curve (raises FilterError for a bad one)."""
+    lam, t = validate_curve(wavelength_A, throughput, name)
+    integrand = t / lam
+    cumulative = np.concatenate([[0.0], np.cumsum(0.5 * (integrand[1:] + integrand[:-1]) * np.diff(lam))])
+    return Bandpass(name, lam, t, provenance, cumulative)
 
 
 def validate_curve(wavelength_A: np.ndarray, throughput: np.ndarray, name: str) -> tuple[np.ndarray, np.ndarray]:
@@ -88,9 +100,8 @@ def _load_file(path: Path) -> Bandpass:
         raise FilterError(f"filter file {path}: cannot be read as two numeric columns ({err})") from None
     if data.shape[1] < 2:
         raise FilterError(f"filter file {path}: expected two columns (Angstrom, throughput), found {data.shape[1]}")
-    lam, t = validate_curve(data[:, 0], data[:, 1], str(path))
     digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
-    return Bandpass(str(path), lam, t, f"file {path.resolve()} sha256:{digest}")
+    return make_bandpass(str(path), data[:, 0], data[:, 1], f"file {path.resolve()} sha256:{digest}")
 
 
 def _load_speclite(name: str) -> Bandpass:
@@ -103,8 +114,9 @@ def _load_speclite(name: str) -> Bandpass:
         raise FilterError(
             f"unknown band {name!r}: not a speclite filter name (e.g. lsst2023-r, sdss2010-g) and not an existing file"
         ) from None
-    lam, t = validate_curve(np.asarray(response.wavelength), np.asarray(response.response), name)
-    return Bandpass(name, lam, t, f"speclite {speclite.__version__}:{name}")
+    return make_bandpass(
+        name, np.asarray(response.wavelength), np.asarray(response.response), f"speclite {speclite.__version__}:{name}"
+    )
 
 
 def load_band(name: str) -> Bandpass:

@@ -30,6 +30,7 @@ __all__ = [
     "ab_to_flux_nJy",
     "band_mean_fnu",
     "band_pixel_weights",
+    "band_mean_fnu_reference",
     "pixel_edges_A",
     "observed_fnu_nJy",
     "rest_sed_to_flux_nJy",
@@ -67,14 +68,14 @@ def band_pixel_weights(pixel_edges_A: np.ndarray, band: Bandpass) -> np.ndarray:
     the spectrum's pixels. The weights sum to the band's whole ``int R dlambda/lambda``
     when the pixels cover the band.
     """
-    lam_f, resp = band.wavelength_A, band.throughput
-    integrand = resp / lam_f
-    cumulative = np.concatenate([[0.0], np.cumsum(0.5 * (integrand[1:] + integrand[:-1]) * np.diff(lam_f))])
-    at_edges = np.interp(pixel_edges_A, lam_f, cumulative, left=0.0, right=cumulative[-1])
+    cumulative = band.cumulative_response
+    at_edges = np.interp(pixel_edges_A, band.wavelength_A, cumulative, left=0.0, right=cumulative[-1])
     return np.diff(at_edges)
 
 
-def band_mean_fnu(wavelength_A: np.ndarray, fnu: np.ndarray, band: Bandpass) -> np.ndarray:
+def band_mean_fnu(
+    wavelength_A: np.ndarray, fnu: np.ndarray, band: Bandpass, pixel_edges: np.ndarray | None = None
+) -> np.ndarray:
     """Photon-weighted mean f_nu of a spectrum in one band.
 
     The spectrum is taken as constant across each pixel (pixel edges at the
@@ -87,19 +88,38 @@ def band_mean_fnu(wavelength_A: np.ndarray, fnu: np.ndarray, band: Bandpass) -> 
     fnu : ndarray of shape (..., n_wave)
         Flux density per unit frequency, any unit (the result has the same unit).
     band : Bandpass
+    pixel_edges : ndarray of shape (n_wave + 1,), optional
+        ``pixel_edges_A(wavelength_A)``, to skip recomputing it for every band.
 
     Returns
     -------
     ndarray of shape (...,)
     """
-    edges = pixel_edges_A(wavelength_A)
+    edges = pixel_edges_A(wavelength_A) if pixel_edges is None else pixel_edges
     if edges[0] > band.wavelength_A[0] or edges[-1] < band.wavelength_A[-1]:
         raise ValueError(
             f"spectrum covers {edges[0]:.0f}-{edges[-1]:.0f} A but band {band.name} spans "
             f"{band.wavelength_A[0]:.0f}-{band.wavelength_A[-1]:.0f} A"
         )
     weights = band_pixel_weights(edges, band)
-    return np.asarray(fnu, dtype=np.float64) @ weights / weights.sum()
+    return np.asarray(fnu, dtype=np.float64) @ weights / band.cumulative_response[-1]
+
+
+def band_mean_fnu_reference(wavelength_A: np.ndarray, fnu: np.ndarray, band: Bandpass, subsamples: int = 64) -> float:
+    """Slow brute-force reference for :func:`band_mean_fnu`, for tests and benchmarks.
+
+    Each pixel (constant f_nu) is split into ``subsamples`` equal steps in
+    ln(lambda) and the response is interpolated at their centres on the
+    filter's full sampling. ``fnu`` has shape (n_wave,).
+    """
+    edges = pixel_edges_A(wavelength_A)
+    inside = np.flatnonzero((edges[1:] > band.wavelength_A[0]) & (edges[:-1] < band.wavelength_A[-1]))
+    log_width = np.log(edges[inside + 1] / edges[inside])
+    steps = (np.arange(subsamples) + 0.5) / subsamples
+    centres = edges[inside, None] * np.exp(steps[None, :] * log_width[:, None])
+    response = np.interp(centres, band.wavelength_A, band.throughput, left=0.0, right=0.0)
+    weights = response * (log_width / subsamples)[:, None]
+    return float(np.sum(np.asarray(fnu)[inside, None] * weights) / np.sum(weights))
 
 
 def observed_fnu_nJy(
@@ -141,4 +161,5 @@ def rest_sed_to_flux_nJy(
 ) -> np.ndarray:
     """Band fluxes in nJy, shape (..., n_bands), of a rest-frame L_lambda (erg/s/A) at ``redshift``."""
     obs_lam, fnu = observed_fnu_nJy(rest_wavelength_A, rest_l_lambda, redshift, luminosity_distance_cm)
-    return np.stack([band_mean_fnu(obs_lam, fnu, b) for b in bands], axis=-1)
+    edges = pixel_edges_A(obs_lam)
+    return np.stack([band_mean_fnu(obs_lam, fnu, b, edges) for b in bands], axis=-1)
