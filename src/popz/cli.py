@@ -144,6 +144,95 @@ def simulate_command(
         console.print(f"wrote spectra to {summary.spectra_path}")
 
 
+@app.command("train-emulator")
+def train_emulator_command(
+    model: str = typer.Option("lsst-default", help="shipped model name or YAML path"),
+    train: Path = typer.Option(..., help="training set from `popz simulate`"),
+    out: Path = typer.Option(..., help="output folder (weights + manifest)"),
+    kind: str = typer.Option("photometry", help="photometry (spectrum: not yet available)"),
+    seed: int = typer.Option(0, help="seed of the JAX key (split, initialisation, batches)"),
+    hidden: str = typer.Option("256,256,256,256", help="hidden layer widths"),
+    activation: str = typer.Option("gelu", help="gelu, silu or tanh"),
+    epochs: int = typer.Option(300, help="maximum epochs"),
+    batch_size: int = typer.Option(1024),
+    learning_rate: float = typer.Option(2e-3),
+    decay_epochs: float = typer.Option(40.0, help="the learning rate halves every this many epochs"),
+    patience: int = typer.Option(25, help="early stopping: epochs without validation improvement"),
+    max_minutes: Optional[float] = typer.Option(None, help="stop (resumably) after this many minutes"),
+    validation_fraction: float = typer.Option(0.05),
+    quiet: bool = typer.Option(False, "--quiet", help="no per-epoch log"),
+) -> None:
+    """Train an emulator on a training set; rerunning with the same --out resumes from its checkpoint."""
+    from popz.config import load_model
+    from popz.emulate.train import train_photometry_emulator
+    from popz.emulate.training import TrainingSettings
+
+    if kind != "photometry":
+        raise PopzError(f"--kind {kind}: only 'photometry' is available in this version")
+    widths = tuple(int(w) for w in hidden.split(","))
+    settings = TrainingSettings(
+        epochs=epochs,
+        batch_size=batch_size,
+        learning_rate=learning_rate,
+        decay_epochs=decay_epochs,
+        patience=patience,
+        max_minutes=max_minutes,
+    )
+    _, manifest = train_photometry_emulator(
+        load_model(model),
+        train,
+        out,
+        seed=seed,
+        hidden=widths,
+        activation=activation,
+        settings=settings,
+        validation_fraction=validation_fraction,
+        command=_command_line(),
+        log=(lambda s: None) if quiet else (lambda s: console.print(s, highlight=False)),
+    )
+    _print_accuracy(manifest["accuracy_validation"], f"validation split ({manifest['training']['stopped']})")
+    console.print(f"wrote {out}")
+
+
+def _print_accuracy(table: dict, title: str) -> None:
+    view = Table(title=title)
+    for col in ("band", "RMS [mag]", "p68 [mag]", "p99 [mag]", "n"):
+        view.add_column(col, justify="right")
+    for band, row in table.items():
+        view.add_row(band, f"{row['rms']:.4f}", f"{row['p68']:.4f}", f"{row['p99']:.4f}", str(row["n"]))
+    Console().print(view)
+
+
+@app.command("validate-emulator")
+def validate_emulator_command(
+    emulator: str = typer.Argument(..., help="shipped model name or emulator folder"),
+    test: Path = typer.Option(..., help="held-out training set from `popz simulate` (never used in training)"),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="write the accuracy table as JSON"),
+    png: Optional[Path] = typer.Option(None, help="residual plot (default: next to --json, or none)"),
+) -> None:
+    """Measure an emulator against the simulator on held-out draws: table, JSON, residual PNG."""
+    from popz.config import ModelConfig
+    from popz.emulate.files import load, read_manifest
+    from popz.emulate.validate import validate_photometry_emulator
+
+    emu = load(emulator)
+    folder = Path(emulator) if (Path(emulator) / "manifest.json").is_file() else None
+    manifest = read_manifest(folder) if folder else None
+    config = ModelConfig.model_validate(manifest["model_config"]) if manifest else _shipped_config(emulator)
+    if png is None and json_out is not None:
+        png = json_out.with_suffix(".png")
+    table = validate_photometry_emulator(emu, config, test, json_out, png)
+    _print_accuracy(table, f"held-out: {test}")
+    if png:
+        console.print(f"wrote {png}")
+
+
+def _shipped_config(name: str):
+    from popz.config import load_model
+
+    return load_model(name)
+
+
 @app.command("demo")
 def demo_command(
     out: Path = typer.Option(Path("demo_output"), help="output folder"),

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from functools import cached_property
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
@@ -183,7 +182,7 @@ class ModelConfig(_Strict):
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
 
-    @cached_property
+    @property
     def hash(self) -> str:
         """SHA-256 of the validated model (canonical JSON): what artefacts record and check."""
         canonical = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["continuity_bin_edges_yr", "continuity_sfr_per_bin"]
+__all__ = ["continuity_bin_edges_yr", "continuity_sfr_per_bin", "continuity_log_mass_fractions"]
 
 
 def continuity_bin_edges_yr(
@@ -54,3 +54,34 @@ def continuity_sfr_per_bin(log_sfr_ratios: np.ndarray, bin_edges_yr: np.ndarray,
     sfr = 10.0 ** (log_sfr - log_sfr.max())
     widths = np.diff(bin_edges_yr)
     return sfr * mass_formed / np.sum(sfr * widths)
+
+
+def continuity_log_mass_fractions(
+    log_sfr_ratios,
+    age_of_universe_yr,
+    fixed_edges_yr: tuple[float, ...] = (3e7, 1e8),
+    last_bin_fraction: float = 0.15,
+):
+    """log10 of the fraction of mass formed in each bin, shape (n_bins,), youngest first (JAX, differentiable).
+
+    The same bins as :func:`continuity_bin_edges_yr`; used as emulator inputs,
+    since a composite spectrum is close to linear in these fractions.
+
+    Parameters
+    ----------
+    log_sfr_ratios : array of shape (n_bins - 1,)
+    age_of_universe_yr : scalar
+    """
+    import jax.numpy as jnp
+
+    ratios = jnp.asarray(log_sfr_ratios)
+    n_bins = ratios.shape[0] + 1
+    n_log = n_bins - len(fixed_edges_yr) - 1
+    start_last = (1.0 - last_bin_fraction) * age_of_universe_yr
+    log_edges = jnp.exp(jnp.linspace(jnp.log(fixed_edges_yr[-1]), jnp.log(start_last), n_log + 1))
+    edges = jnp.concatenate(
+        [jnp.zeros(1), jnp.asarray(fixed_edges_yr[:-1]), log_edges, jnp.reshape(age_of_universe_yr, (1,))]
+    )
+    log_sfr = jnp.concatenate([jnp.zeros(1), -jnp.cumsum(ratios)])
+    log_mass = log_sfr + jnp.log10(jnp.diff(edges))
+    return log_mass - jnp.log10(jnp.sum(10.0 ** (log_mass - log_mass.max()))) - log_mass.max()
