@@ -81,7 +81,7 @@ def test_sparse_tail_flag(small_emulator):
     emulator = small_emulator[0]
     theta = (0.5 * (emulator.lower + emulator.upper)).astype(jnp.float32)
     assert int(emulator.domain_flags(theta)) == 0
-    theta = theta.at[3].set(emulator.tail_upper[3] + 0.01)  # a log SFR ratio in the far tail
+    theta = theta.at[3].set(emulator.inputs.tail_upper[3] + 0.01)  # a log SFR ratio in the far tail
     assert int(emulator.domain_flags(theta)) == DOMAIN_SPARSE_TAIL
 
 

@@ -106,7 +106,7 @@ def train_photometry_emulator(
     emulator = new_photometry_emulator(
         k_init, config, theta[train], hidden=hidden, activation=activation, magnitudes=mags[train], n_error_bins=N_ERROR_BINS
     )
-    features = jax.jit(jax.vmap(emulator.features))
+    features = jax.jit(jax.vmap(emulator.inputs.features))
 
     def inputs(rows):
         return np.asarray(features(jnp.asarray(theta[rows])), np.float32)
