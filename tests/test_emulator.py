@@ -59,7 +59,7 @@ def test_save_load_round_trip_is_identical(small_emulator, config, prior_draws):
 
 def test_domain_flag_fires_exactly_outside_the_bounds(small_emulator, config):
     emulator = small_emulator[0]
-    lo, hi = np.asarray(emulator.lower), np.asarray(emulator.upper)
+    lo, hi = np.asarray(emulator.inputs.lower), np.asarray(emulator.inputs.upper)
     mid = (0.5 * (lo + hi)).astype(np.float32)
     flags = eqx.filter_jit(emulator.domain_flags)
     assert int(flags(mid)) & DOMAIN_OUTSIDE_BOUNDS == 0
@@ -79,7 +79,7 @@ def test_domain_flag_fires_exactly_outside_the_bounds(small_emulator, config):
 
 def test_sparse_tail_flag(small_emulator):
     emulator = small_emulator[0]
-    theta = (0.5 * (emulator.lower + emulator.upper)).astype(jnp.float32)
+    theta = (0.5 * (emulator.inputs.lower + emulator.inputs.upper)).astype(jnp.float32)
     assert int(emulator.domain_flags(theta)) == 0
     theta = theta.at[3].set(emulator.inputs.tail_upper[3] + 0.01)  # a log SFR ratio in the far tail
     assert int(emulator.domain_flags(theta)) == DOMAIN_SPARSE_TAIL

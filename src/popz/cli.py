@@ -149,7 +149,8 @@ def train_emulator_command(
     model: str = typer.Option("lsst-default", help="shipped model name or YAML path"),
     train: Path = typer.Option(..., help="training set from `popz simulate`"),
     out: Path = typer.Option(..., help="output folder (weights + manifest)"),
-    kind: str = typer.Option("photometry", help="photometry (spectrum: not yet available)"),
+    kind: str = typer.Option("photometry", help="photometry (fixed bands) or spectrum (PCA SED: any bands)"),
+    n_components: int = typer.Option(64, help="PCA components (--kind spectrum)"),
     seed: int = typer.Option(0, help="seed of the JAX key (split, initialisation, batches)"),
     hidden: str = typer.Option("256,256,256,256", help="hidden layer widths"),
     activation: str = typer.Option("gelu", help="gelu, silu or tanh"),
@@ -164,11 +165,11 @@ def train_emulator_command(
 ) -> None:
     """Train an emulator on a training set; rerunning with the same --out resumes from its checkpoint."""
     from popz.config import load_model
-    from popz.emulate.train import train_photometry_emulator
+    from popz.emulate.train import train_photometry_emulator, train_spectrum_emulator
     from popz.emulate.training import TrainingSettings
 
-    if kind != "photometry":
-        raise PopzError(f"--kind {kind}: only 'photometry' is available in this version")
+    if kind not in ("photometry", "spectrum"):
+        raise PopzError(f"--kind must be photometry or spectrum, got {kind!r}")
     widths = tuple(int(w) for w in hidden.split(","))
     settings = TrainingSettings(
         epochs=epochs,
@@ -178,10 +179,7 @@ def train_emulator_command(
         patience=patience,
         max_minutes=max_minutes,
     )
-    _, manifest = train_photometry_emulator(
-        load_model(model),
-        train,
-        out,
+    options = dict(
         seed=seed,
         hidden=widths,
         activation=activation,
@@ -190,6 +188,10 @@ def train_emulator_command(
         command=_command_line(),
         log=(lambda s: None) if quiet else (lambda s: console.print(s, highlight=False)),
     )
+    if kind == "spectrum":
+        _, manifest = train_spectrum_emulator(load_model(model), train, out, n_components=n_components, **options)
+    else:
+        _, manifest = train_photometry_emulator(load_model(model), train, out, **options)
     _print_accuracy(manifest["accuracy_validation"], f"validation split ({manifest['training']['stopped']})")
     console.print(f"wrote {out}")
 
@@ -207,21 +209,30 @@ def _print_accuracy(table: dict, title: str) -> None:
 def validate_emulator_command(
     emulator: str = typer.Argument(..., help="shipped model name or emulator folder"),
     test: Path = typer.Option(..., help="held-out training set from `popz simulate` (never used in training)"),
+    filters: Optional[str] = typer.Option(
+        None, help="comma-separated bands (speclite names or curve files) for the spectrum emulator's photometry"
+    ),
     json_out: Optional[Path] = typer.Option(None, "--json", help="write the accuracy table as JSON"),
-    png: Optional[Path] = typer.Option(None, help="residual plot (default: next to --json, or none)"),
+    png: Optional[Path] = typer.Option(None, help="residual plot (default: next to --json)"),
 ) -> None:
     """Measure an emulator against the simulator on held-out draws: table, JSON, residual PNG."""
     from popz.config import ModelConfig
-    from popz.emulate.files import load, read_manifest
-    from popz.emulate.validate import validate_photometry_emulator
+    from popz.emulate.files import MANIFEST, load, read_manifest
+    from popz.emulate.validate import validate_photometry_emulator, validate_spectrum_emulator
 
-    emu = load(emulator)
-    folder = Path(emulator) if (Path(emulator) / "manifest.json").is_file() else None
-    manifest = read_manifest(folder) if folder else None
-    config = ModelConfig.model_validate(manifest["model_config"]) if manifest else _shipped_config(emulator)
+    is_folder = (Path(emulator) / MANIFEST).is_file()
+    kind = read_manifest(emulator)["kind"] if is_folder else ("spectrum" if filters else "photometry")
+    if filters and kind != "spectrum":
+        raise PopzError(f"--filters needs a spectrum emulator; {emulator} is a {kind} emulator")
+    emu = load(emulator, kind=kind)
+    config = ModelConfig.model_validate(read_manifest(emulator)["model_config"]) if is_folder else _shipped_config(emulator)
     if png is None and json_out is not None:
         png = json_out.with_suffix(".png")
-    table = validate_photometry_emulator(emu, config, test, json_out, png)
+    if kind == "spectrum":
+        names = [f.strip() for f in filters.split(",")] if filters else None
+        table = validate_spectrum_emulator(emu, config, test, names, json_out, png)
+    else:
+        table = validate_photometry_emulator(emu, config, test, json_out, png)
     _print_accuracy(table, f"held-out: {test}")
     if png:
         console.print(f"wrote {png}")

@@ -1,1 +1,9 @@
-"""Emulators of the SPS simulator, and the training sets they learn from."""
+"""Emulators of the SPS simulator, and the training sets they learn from.
+
+``popz.emulate.load("lsst-default")`` gives the shipped photometric emulator;
+``load("lsst-default", kind="spectrum")`` the spectrum emulator (any bands).
+"""
+
+from popz.emulate.files import load
+
+__all__ = ["load"]

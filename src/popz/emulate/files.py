@@ -132,4 +132,16 @@ def _skeleton(manifest: dict, model: ModelConfig):
             activation=arch["activation"],
             n_error_bins=arch["n_error_bins"],
         )
+    if manifest["kind"] == "spectrum":
+        from popz.emulate.spectrum import new_spectrum_emulator
+
+        return new_spectrum_emulator(
+            jax.random.key(0),
+            model,
+            np.zeros((2, model.n_parameters)),
+            np.asarray(arch["rest_wavelength_A"]),
+            hidden=tuple(arch["hidden"]),
+            activation=arch["activation"],
+            n_components=arch["n_components"],
+        )
     raise EmulatorFileError(f"unknown emulator kind {manifest['kind']!r} in the manifest")

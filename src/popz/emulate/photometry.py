@@ -47,14 +47,6 @@ class PhotometryEmulator(eqx.Module):
     error_rms_mag: jax.Array  # (n_zbins, n_bands) held-out residual RMS per redshift bin
     band_names: tuple = eqx.field(static=True)
 
-    @property
-    def lower(self) -> jax.Array:
-        return self.inputs.lower
-
-    @property
-    def upper(self) -> jax.Array:
-        return self.inputs.upper
-
     def magnitudes(self, theta: jax.Array) -> jax.Array:
         """Noiseless AB magnitudes, shape (n_bands,), of one parameter vector (n_parameters,)."""
         theta = jnp.asarray(theta, jnp.float32)

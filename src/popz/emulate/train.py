@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import equinox as eqx
 import jax
@@ -20,6 +20,68 @@ from popz.sps.filters import band_labels
 __all__ = ["read_training_set", "train_photometry_emulator", "accuracy_table", "residuals"]
 
 N_ERROR_BINS = 16
+
+
+def _training_set_command(path: str | Path) -> str:
+    from popz.emulate.training_set import read_training_set_metadata
+
+    meta = read_training_set_metadata(path)
+    return meta.get("command", "")
+
+
+class _Run(NamedTuple):
+    """What every emulator manifest records about its training run."""
+
+    config: ModelConfig
+    train_path: Path
+    command: str
+    seed: int
+    settings: TrainingSettings
+    n_rows: int
+    n_validation: int
+
+
+def _split(key: jax.Array, n: int, validation_fraction: float) -> tuple[np.ndarray, np.ndarray]:
+    """Validation and training row indices from one permutation."""
+    n_val = max(1, int(round(validation_fraction * n)))
+    perm = np.asarray(jax.random.permutation(key, n))
+    return perm[:n_val], perm[n_val:]
+
+
+def _finish(emulator, out: Path, run: _Run, kind: str, architecture: dict, history, res: np.ndarray, extra: dict):
+    """Write the emulator with its manifest and remove the training checkpoint; return the manifest."""
+    from popz.sps.filters import load_bands
+
+    config = run.config
+    manifest = {
+        "kind": kind,
+        "model": config.name,
+        "model_hash": config.hash,
+        "model_config": config.to_dict(),
+        "bands": list(config.bands),
+        "band_provenance": [b.provenance for b in load_bands(config.bands)],
+        "architecture": architecture,
+        **extra,
+        "training": {
+            "command": run.command,
+            "seed": run.seed,
+            "settings": run.settings._asdict(),
+            "train_set": str(run.train_path),
+            "train_set_sha256": sha256_file(run.train_path),
+            "train_set_command": _training_set_command(run.train_path),
+            "n_rows": int(run.n_rows),
+            "n_train": int(run.n_rows - run.n_validation),
+            "n_validation": int(run.n_validation),
+            "best_epoch": history.best_epoch + 1,
+            "epochs_run": len(history.val_loss),
+            "stopped": history.stopped,
+        },
+        "accuracy_validation": accuracy_table(res, config.bands),
+    }
+    save_emulator(emulator, out, manifest)
+    for stale in ("checkpoint.eqx", "checkpoint.json"):
+        (out / stale).unlink(missing_ok=True)
+    return manifest
 
 
 def read_training_set(path: str | Path, config: ModelConfig) -> tuple[np.ndarray, np.ndarray]:
@@ -96,13 +158,10 @@ def train_photometry_emulator(
     """Train, measure on the validation split, attach the error model, save to ``out``; return (emulator, manifest)."""
     theta, mags = read_training_set(train_path, config)
     n = theta.shape[0]
-    n_val = max(1, int(round(validation_fraction * n)))
-    if n - n_val < settings.batch_size:
+    k_split, k_init, k_fit = jax.random.split(jax.random.key(seed), 3)
+    val, train = _split(k_split, n, validation_fraction)
+    if train.size < settings.batch_size:
         raise PopzError(f"training set {train_path} has {n} usable rows: too few for batches of {settings.batch_size}")
-    key = jax.random.key(seed)
-    k_split, k_init, k_fit = jax.random.split(key, 3)
-    perm = np.asarray(jax.random.permutation(k_split, n))
-    val, train = perm[:n_val], perm[n_val:]
     emulator = new_photometry_emulator(
         k_init, config, theta[train], hidden=hidden, activation=activation, magnitudes=mags[train], n_error_bins=N_ERROR_BINS
     )
@@ -131,32 +190,95 @@ def train_photometry_emulator(
     emulator = eqx.tree_at(lambda e: e.network, emulator, network)
     res = residuals(emulator, theta[val], mags[val])
     emulator = _error_model(emulator, theta[val, config.index("redshift")], res)
-    from popz.sps.filters import load_bands
+    run = _Run(config, Path(train_path), command, seed, settings, n, val.size)
+    architecture = {"hidden": list(hidden), "activation": activation, "n_error_bins": N_ERROR_BINS}
+    manifest = _finish(emulator, out, run, "photometry", architecture, history, res, {})
+    return emulator, manifest
 
-    manifest = {
-        "kind": "photometry",
-        "model": config.name,
-        "model_hash": config.hash,
-        "model_config": config.to_dict(),
-        "bands": list(config.bands),
-        "band_provenance": [b.provenance for b in load_bands(config.bands)],
-        "architecture": {"hidden": list(hidden), "activation": activation, "n_error_bins": N_ERROR_BINS},
-        "training": {
-            "command": command,
-            "seed": seed,
-            "settings": settings._asdict(),
-            "train_set": str(train_path),
-            "train_set_sha256": sha256_file(train_path),
-            "n_rows": int(n),
-            "n_train": int(n - n_val),
-            "n_validation": int(n_val),
-            "best_epoch": history.best_epoch + 1,
-            "epochs_run": len(history.val_loss),
-            "stopped": history.stopped,
-        },
-        "accuracy_validation": accuracy_table(res, config.bands),
+
+def read_training_spectra(path: str | Path, config: ModelConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Parameters (n, n_parameters), rest wavelengths (n_wave,) and log10 L_lambda (n, n_wave) of a training set with spectra."""
+    import h5py
+    import pandas as pd
+
+    from popz.emulate.training_set import read_training_set_metadata, spectra_path_for
+
+    path = Path(path)
+    meta = read_training_set_metadata(path)
+    if meta["model_hash"] != config.hash:
+        raise PopzError(f"{path} was simulated for another model ({meta['model']!r}, hash {meta['model_hash'][:12]})")
+    spectra_file = spectra_path_for(path)
+    if not spectra_file.is_file():
+        raise PopzError(f"{spectra_file} is missing: simulate the training set with --spectra")
+    table = pd.read_parquet(path)
+    with h5py.File(spectra_file, "r") as h5:
+        lam = h5["rest_wavelength_A"][:]
+        log_l = h5["log10_l_lambda"][:]
+        ids = h5["id"][:]
+    if not np.array_equal(ids, table["id"].to_numpy()):
+        raise PopzError(f"{spectra_file} and {path} do not hold the same galaxies in the same order")
+    theta = table[list(config.parameter_names)].to_numpy(np.float32)
+    ok = np.all(np.isfinite(log_l), axis=1)
+    return theta[ok], lam, log_l[ok]
+
+
+def train_spectrum_emulator(
+    config: ModelConfig,
+    train_path: str | Path,
+    out: str | Path,
+    *,
+    seed: int = 0,
+    hidden: tuple[int, ...] = (256, 256, 256, 256),
+    activation: str = "gelu",
+    n_components: int = 64,
+    n_pca_fit: int = 50000,
+    settings: TrainingSettings = TrainingSettings(),
+    validation_fraction: float = 0.05,
+    command: str = "",
+    log: Callable[[str], None] = print,
+):
+    """PCA of the training spectra + MLP to the PCA weights; measured on the validation split's LSST photometry."""
+    from popz.emulate.spectrum import new_spectrum_emulator, pca_basis
+    from popz.sps.filters import load_bands
+    from popz.sps.jax_photometry import make_band_table
+
+    theta, lam, log_l = read_training_spectra(train_path, config)
+    per_mass = log_l - theta[:, config.index("log_stellar_mass"), None]
+    n = theta.shape[0]
+    k_split, k_pca, k_init, k_fit = jax.random.split(jax.random.key(seed), 4)
+    val, train = _split(k_split, n, validation_fraction)
+    pca_rows = np.asarray(jax.random.choice(k_pca, train, (min(n_pca_fit, train.size),), replace=False))
+    mean, basis, explained = pca_basis(per_mass[pca_rows], n_components)
+    weights = ((per_mass - mean) @ basis.T).astype(np.float32)
+    scale = float(np.sqrt(np.mean(weights[train] ** 2)))
+    reconstruction = per_mass[val] - (mean + weights[val] @ basis)
+    log(f"PCA: {n_components} components explain {explained.sum():.6f} of the variance; "
+        f"reconstruction RMS on validation {np.sqrt(np.mean(reconstruction**2)):.4f} dex")
+    emulator = new_spectrum_emulator(
+        k_init, config, theta[train], lam, hidden=hidden, activation=activation, n_components=n_components,
+        pca_mean=mean, basis=basis, output_scale=scale,
+    )
+    features = jax.jit(jax.vmap(emulator.inputs.features))
+    x = np.asarray(features(jnp.asarray(theta)), np.float32)
+    y = weights / scale
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    network, history = fit(
+        k_fit, emulator.network, lambda net, v: net(v), x[train], y[train], x[val], y[val], settings,
+        checkpoint=out / "checkpoint.eqx", log=log,
+    )
+    emulator = eqx.tree_at(lambda e: e.network, emulator, network)
+    table = make_band_table(load_bands(config.bands))
+    predict = jax.jit(jax.vmap(lambda t: emulator.magnitudes(t, table)))
+    _, mags = read_training_set(train_path, config)
+    res = np.asarray(predict(jnp.asarray(theta[val]))) - mags[val]
+    run = _Run(config, Path(train_path), command, seed, settings, n, val.size)
+    architecture = {
+        "hidden": list(hidden),
+        "activation": activation,
+        "n_components": n_components,
+        "rest_wavelength_A": [float(v) for v in lam],
     }
-    save_emulator(emulator, out, manifest)
-    for stale in ("checkpoint.eqx", "checkpoint.json"):
-        (out / stale).unlink(missing_ok=True)
+    extra = {"pca": {"explained_variance": float(explained.sum()), "n_fit": int(pca_rows.size)}}
+    manifest = _finish(emulator, out, run, "spectrum", architecture, history, res, extra)
     return emulator, manifest

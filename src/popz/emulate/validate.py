@@ -65,3 +65,55 @@ def validate_photometry_emulator(emulator, config, heldout: str | Path, json_pat
             f"photometric emulator vs simulator, {len(theta)} held-out draws ({Path(heldout).name})",
         )
     return table
+
+
+def simulated_magnitudes_from_spectra(config, heldout: str | Path, bands) -> tuple[np.ndarray, np.ndarray]:
+    """Parameters (n, n_parameters) and the simulator's magnitudes (n, n_bands) in ``bands``,
+    computed in numpy from the held-out set's stored rest-frame spectra (IGM, distance, bandpass)."""
+    from popz.emulate.train import read_training_spectra
+    from popz.sps.cosmology import make_cosmology_table
+    from popz.sps.igm import IGMTransmission
+    from popz.sps.photometry import flux_nJy_to_ab, rest_sed_to_flux_nJy
+
+    theta, lam, log_l = read_training_spectra(heldout, config)
+    igm = IGMTransmission(lam)
+    cosmo = make_cosmology_table(config.cosmology)
+    i_z = config.index("redshift")
+    mags = np.empty((theta.shape[0], len(bands)))
+    for k in range(theta.shape[0]):
+        z = float(theta[k, i_z])
+        sed = 10.0 ** log_l[k].astype(np.float64) * igm(z)
+        mags[k] = flux_nJy_to_ab(rest_sed_to_flux_nJy(lam, sed, z, float(cosmo.luminosity_distance(z)), bands))
+    return theta, mags
+
+
+def validate_spectrum_emulator(
+    emulator, config, heldout: str | Path, band_names: list[str] | None, json_path=None, png_path=None
+) -> dict:
+    """Accuracy of a spectrum emulator's photometry on a held-out set, in the model's bands or any ``band_names``."""
+    import jax
+    import jax.numpy as jnp
+
+    from popz.sps.filters import load_bands
+    from popz.sps.jax_photometry import make_band_table
+
+    if band_names:
+        bands = load_bands(band_names)
+        theta, mags = simulated_magnitudes_from_spectra(config, heldout, bands)
+    else:
+        bands = load_bands(config.bands)
+        theta, mags = read_training_set(heldout, config)
+    table = make_band_table(bands)
+    predict = jax.jit(jax.vmap(lambda t: emulator.magnitudes(t, table)))
+    res = np.concatenate([np.asarray(predict(jnp.asarray(theta[i : i + 8192]))) for i in range(0, len(theta), 8192)]) - mags
+    names = tuple(b.name for b in bands)
+    report = accuracy_table(res, names)
+    if json_path:
+        with atomic_path(json_path) as tmp:
+            tmp.write_text(json.dumps(report, indent=1))
+    if png_path:
+        residual_figure(
+            theta[:, config.index("redshift")], res, band_labels(names), Path(png_path),
+            f"spectrum emulator photometry vs simulator, {len(theta)} held-out draws ({Path(heldout).name})",
+        )
+    return report
