@@ -14,6 +14,7 @@ from popz.emulate.photometry import DOMAIN_OUTSIDE_BOUNDS, DOMAIN_SPARSE_TAIL
 from popz.emulate.train import train_photometry_emulator
 from popz.emulate.training import TrainingSettings
 from popz.emulate.training_set import simulate_training_set
+from popz.errors import PopzError
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +44,7 @@ def test_training_learns_and_writes_a_complete_manifest(small_emulator, config):
     history_rms = [row["rms"] for row in manifest["accuracy_validation"].values()]
     # Untrained networks are off by magnitudes; 600 draws and 40 epochs give a few tenths.
     assert max(history_rms) < 1.5
-    assert not (folder / "checkpoint.eqx").exists()
+    assert not (folder / "checkpoint.bin").exists()
     errors = np.asarray(emulator.error_rms_mag)
     assert errors.shape == (16, 6) and np.all(errors > 0)
 
@@ -165,9 +166,33 @@ def test_training_resumes_from_checkpoint(config, small_emulator, tmp_path):
 
     with pytest.raises(_Killed):
         train_photometry_emulator(config, sims, out, hidden=(16,), settings=settings, log=kill_during_epoch_2)
-    assert (out / "checkpoint.eqx").exists() and not (out / "manifest.json").exists()
+    assert (out / "checkpoint.bin").exists() and not (out / "manifest.json").exists()
+    with pytest.raises(PopzError, match="belongs to another training run"):
+        train_photometry_emulator(config, sims, out, hidden=(16,), seed=1, settings=settings, log=lambda s: None)
     resumed = []
-    _, manifest = train_photometry_emulator(config, sims, out, hidden=(16,), settings=settings, log=resumed.append)
+    resumed_emulator, manifest = train_photometry_emulator(config, sims, out, hidden=(16,), settings=settings, log=resumed.append)
     assert resumed[0].startswith("resumed from") and "at epoch 1 " in resumed[0]
     assert manifest["training"]["epochs_run"] == 6
-    assert not (out / "checkpoint.eqx").exists()
+    assert not (out / "checkpoint.bin").exists()
+    # the resumed run ends exactly where an uninterrupted one does
+    straight, _ = train_photometry_emulator(config, sims, tmp_path / "straight", hidden=(16,), settings=settings, log=lambda s: None)
+    theta = jnp.asarray(np.asarray(straight.inputs.tail_lower) * 0 + 0.5 * (straight.inputs.lower + straight.inputs.upper))
+    assert np.array_equal(np.asarray(straight.magnitudes(theta)), np.asarray(resumed_emulator.magnitudes(theta)))
+
+
+def test_time_limited_training_stays_resumable(config, small_emulator, tmp_path):
+    settings = TrainingSettings(epochs=50, batch_size=64, max_minutes=0.0)
+    _, manifest = train_photometry_emulator(config, small_emulator[3], tmp_path / "e", hidden=(16,), settings=settings, log=lambda s: None)
+    assert manifest["training"]["stopped"] == "time budget" and manifest["training"]["epochs_run"] == 1
+    assert (tmp_path / "e" / "checkpoint.bin").exists()
+
+
+def test_bad_architecture_and_held_out_with_the_training_seed(config, small_emulator, tmp_path):
+    from popz.emulate.validate import check_held_out
+
+    with pytest.raises(PopzError, match="--hidden must list layers of one positive width"):
+        train_photometry_emulator(config, small_emulator[3], tmp_path / "e", hidden=(32, 16))
+    with pytest.raises(PopzError, match="--activation must be one of"):
+        train_photometry_emulator(config, small_emulator[3], tmp_path / "e", activation="relu")
+    with pytest.raises(PopzError, match="drawn with seed 11, the training set's seed"):
+        check_held_out(small_emulator[1], small_emulator[3])

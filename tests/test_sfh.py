@@ -25,3 +25,20 @@ def test_sfr_ratios_and_mass():
     sfr = continuity_sfr_per_bin(ratios, edges, mass_formed=1e10)
     assert np.allclose(np.log10(sfr[:-1] / sfr[1:]), ratios)
     assert np.sum(sfr * np.diff(edges)) == pytest.approx(1e10)
+
+
+def test_bagpipes_receives_the_ratios_in_the_right_order(simulator, config):
+    # Unequal ratios: a reversed or shifted mapping to bagpipes' dsfr would fail.
+    theta = 0.5 * (config.lower + config.upper)
+    theta[config.index("redshift")] = 0.5
+    ratios = np.array([0.7, -0.4, 0.2, 1.1, -0.9, 0.35])
+    for k, r in enumerate(ratios, start=1):
+        theta[config.index(f"log_sfr_ratio_{k}")] = r
+    simulator.rest_sed(theta)
+    sfh = simulator._model.sfh
+    edges = simulator.sfh_bin_edges_yr(0.5)
+    inside = [np.sqrt(max(edges[k], 1e6) * edges[k + 1]) for k in range(len(edges) - 1)]
+    sfr = np.array([sfh.sfh[np.argmin(np.abs(sfh.ages - age))] for age in inside])
+    assert np.allclose(np.log10(sfr[:-1] / sfr[1:]), ratios, atol=1e-6)
+    expected = continuity_sfr_per_bin(ratios, edges, mass_formed=1.0)
+    assert np.allclose(sfr / sfr.sum(), expected / expected.sum(), rtol=1e-6)

@@ -91,3 +91,21 @@ def test_bad_arguments(config, tmp_path, kwargs, message):
     args = dict(n=5, out=tmp_path / "s.parquet") | kwargs
     with pytest.raises(PopzError, match=message):
         simulate_training_set(config, args.pop("n"), args.pop("out"), **args)
+
+
+def test_spectra_of_another_run_are_refused_and_stale_spectra_removed(reference, config, tmp_path):
+    import shutil
+
+    from popz.emulate.train import read_training_spectra
+
+    theta, mags, lam, log_l = read_training_spectra(reference, config)
+    assert theta.shape[0] == mags.shape[0] == log_l.shape[0] == 25
+    out = tmp_path / "sims.parquet"
+    simulate_training_set(config, 25, out, seed=4, chunk_size=25)
+    shutil.copy(reference.with_name("sims.spectra.h5"), tmp_path / "sims.spectra.h5")  # seed 3's spectra
+    with pytest.raises(PopzError, match="does not belong to"):
+        read_training_spectra(out, config)
+    simulate_training_set(config, 25, tmp_path / "sims2.parquet", seed=4, chunk_size=25)
+    (tmp_path / "sims.parquet").unlink()
+    simulate_training_set(config, 25, out, seed=4, chunk_size=25)  # without --spectra: old spectra go
+    assert not (tmp_path / "sims.spectra.h5").exists()

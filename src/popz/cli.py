@@ -217,15 +217,17 @@ def validate_emulator_command(
 ) -> None:
     """Measure an emulator against the simulator on held-out draws: table, JSON, residual PNG."""
     from popz.config import ModelConfig
-    from popz.emulate.files import MANIFEST, load, read_manifest
-    from popz.emulate.validate import validate_photometry_emulator, validate_spectrum_emulator
+    from popz.emulate.files import MANIFEST, emulator_folder, load, read_manifest
+    from popz.emulate.validate import check_held_out, validate_photometry_emulator, validate_spectrum_emulator
 
     is_folder = (Path(emulator) / MANIFEST).is_file()
     kind = read_manifest(emulator)["kind"] if is_folder else ("spectrum" if filters else "photometry")
     if filters and kind != "spectrum":
         raise PopzError(f"--filters needs a spectrum emulator; {emulator} is a {kind} emulator")
     emu = load(emulator, kind=kind)
-    config = ModelConfig.model_validate(read_manifest(emulator)["model_config"]) if is_folder else _shipped_config(emulator)
+    manifest = read_manifest(emulator_folder(emulator, kind))
+    config = ModelConfig.model_validate(manifest["model_config"])
+    check_held_out(manifest, test)
     if png is None and json_out is not None:
         png = json_out.with_suffix(".png")
     if kind == "spectrum":
@@ -236,12 +238,6 @@ def validate_emulator_command(
     _print_accuracy(table, f"held-out: {test}")
     if png:
         console.print(f"wrote {png}")
-
-
-def _shipped_config(name: str):
-    from popz.config import load_model
-
-    return load_model(name)
 
 
 @app.command("demo")

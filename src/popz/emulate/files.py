@@ -23,7 +23,7 @@ from popz.config import ModelConfig
 from popz.errors import PopzError
 from popz.io.atomic import atomic_path
 
-__all__ = ["FORMAT_VERSION", "save_emulator", "load", "read_manifest", "sha256_file", "EmulatorFileError"]
+__all__ = ["FORMAT_VERSION", "save_emulator", "load", "emulator_folder", "read_manifest", "sha256_file", "EmulatorFileError"]
 
 FORMAT_VERSION = 1
 WEIGHTS = "weights.eqx"
@@ -81,40 +81,62 @@ def read_manifest(folder: str | Path) -> dict:
     return manifest
 
 
-def load(name_or_folder: str | Path = "lsst-default", *, kind: str = "photometry", config: ModelConfig | None = None):
+def emulator_folder(name_or_folder: str | Path, kind: str | None = None) -> Path:
+    """The folder of an emulator given as a folder or a shipped model name (``kind`` default: photometry)."""
+    folder = Path(name_or_folder)
+    if (folder / MANIFEST).is_file():
+        return folder
+    shipped = _shipped_folder(str(name_or_folder), kind or "photometry")
+    if shipped is None:
+        raise EmulatorFileError(
+            f"no emulator at {name_or_folder!r}: not a folder with {MANIFEST} and not a shipped {kind or 'photometry'} emulator"
+        )
+    return shipped
+
+
+def load(name_or_folder: str | Path = "lsst-default", *, kind: str | None = None, config: ModelConfig | None = None):
     """Load an emulator by shipped model name (``lsst-default``) or from a folder.
 
-    ``kind`` is ``photometry`` or ``spectrum`` (for shipped names). With ``config``
-    the emulator must have been trained for exactly that model (same config hash).
-    Raises EmulatorFileError naming what is missing, corrupted or incompatible.
+    ``kind`` is ``photometry`` (default for shipped names) or ``spectrum``; for a
+    folder it must match the manifest when given. With ``config`` the emulator
+    must have been trained for exactly that model (same config hash). Raises
+    EmulatorFileError naming what is missing, corrupted or incompatible.
     """
-    folder = Path(name_or_folder)
-    if not (folder / MANIFEST).is_file():
-        shipped = _shipped_folder(str(name_or_folder), kind)
-        if shipped is None:
-            raise EmulatorFileError(
-                f"no emulator at {name_or_folder!r}: not a folder with {MANIFEST} and not a shipped {kind} emulator"
-            )
-        folder = shipped
+    folder = emulator_folder(name_or_folder, kind)
     manifest = read_manifest(folder)
-    model = ModelConfig.model_validate(manifest["model_config"])
-    if model.hash != manifest["model_hash"]:
-        raise EmulatorFileError(f"{folder}: the manifest's model config does not match its recorded hash")
-    if config is not None and config.hash != model.hash:
-        raise EmulatorFileError(
-            f"{folder} was trained for model {model.name!r} (hash {model.hash[:12]}), not for {config.name!r} "
-            f"(hash {config.hash[:12]}): retrain it for this model"
-        )
-    weights = folder / WEIGHTS
-    if not weights.is_file():
-        raise EmulatorFileError(f"{folder}: {WEIGHTS} is missing")
-    if sha256_file(weights) != manifest["weights_sha256"]:
-        raise EmulatorFileError(f"{weights} is corrupted: its SHA-256 differs from the manifest's")
-    skeleton = _skeleton(manifest, model)
+    try:
+        if kind is not None and manifest["kind"] != kind:
+            raise EmulatorFileError(f"{folder} holds a {manifest['kind']} emulator, not a {kind} one")
+        model = ModelConfig.model_validate(manifest["model_config"])
+        if model.hash != manifest["model_hash"]:
+            raise EmulatorFileError(f"{folder}: the manifest's model config does not match its recorded hash")
+        if config is not None and config.hash != model.hash:
+            raise EmulatorFileError(
+                f"{folder} was trained for model {model.name!r} (hash {model.hash[:12]}), not for {config.name!r} "
+                f"(hash {config.hash[:12]}): retrain it for this model"
+            )
+        weights = folder / WEIGHTS
+        if not weights.is_file():
+            raise EmulatorFileError(f"{folder}: {WEIGHTS} is missing")
+        if sha256_file(weights) != manifest["weights_sha256"]:
+            raise EmulatorFileError(f"{weights} is corrupted: its SHA-256 differs from the manifest's")
+        _check_band_files(folder, manifest)
+        skeleton = _skeleton(manifest, model)
+    except (KeyError, TypeError, ValueError) as err:
+        raise EmulatorFileError(f"{folder / MANIFEST} is incomplete or malformed ({type(err).__name__}: {err})") from None
     try:
         return eqx.tree_deserialise_leaves(weights, skeleton)
     except Exception as err:  # noqa: BLE001 - any failure here means an unreadable file
         raise EmulatorFileError(f"{weights} cannot be read with its manifest's architecture ({err})") from None
+
+
+def _check_band_files(folder: Path, manifest: dict) -> None:
+    """Bands given as curve files must still be the curves the emulator was trained with (SHA-256)."""
+    from popz.sps.filters import load_band
+
+    for name, recorded in zip(manifest["bands"], manifest["band_provenance"]):
+        if recorded.startswith("file ") and load_band(name).provenance != recorded:
+            raise EmulatorFileError(f"{folder}: filter curve {name} differs from the one the emulator was trained with")
 
 
 def _skeleton(manifest: dict, model: ModelConfig):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Callable, NamedTuple
 
@@ -20,6 +21,13 @@ from popz.sps.filters import band_labels
 __all__ = ["read_training_set", "train_photometry_emulator", "accuracy_table", "residuals"]
 
 N_ERROR_BINS = 16
+CHECKPOINT = "checkpoint.bin"
+
+
+def _training_set_seed(path: str | Path) -> int:
+    from popz.emulate.training_set import read_training_set_metadata
+
+    return int(read_training_set_metadata(path)["seed"])
 
 
 def _training_set_command(path: str | Path) -> str:
@@ -41,11 +49,37 @@ class _Run(NamedTuple):
     n_validation: int
 
 
-def _split(key: jax.Array, n: int, validation_fraction: float) -> tuple[np.ndarray, np.ndarray]:
-    """Validation and training row indices from one permutation."""
+def _split(key: jax.Array, n: int, validation_fraction: float, batch_size: int, path) -> tuple[np.ndarray, np.ndarray]:
+    """Validation and training row indices from one permutation; PopzError when too few rows remain to train."""
+    if not 0 < validation_fraction < 1:
+        raise PopzError(f"--validation-fraction must be between 0 and 1, got {validation_fraction}")
     n_val = max(1, int(round(validation_fraction * n)))
+    if n - n_val < batch_size:
+        raise PopzError(
+            f"training set {path}: {n - n_val} training rows (of {n} usable, {n_val} kept for validation) "
+            f"are fewer than one batch of {batch_size}"
+        )
     perm = np.asarray(jax.random.permutation(key, n))
     return perm[:n_val], perm[n_val:]
+
+
+def _check_architecture(hidden: tuple[int, ...], activation: str) -> None:
+    from popz.emulate.networks import ACTIVATIONS
+
+    if not hidden or len(set(hidden)) != 1 or hidden[0] < 1:
+        raise PopzError(f"--hidden must list layers of one positive width (e.g. 256,256,256,256), got {list(hidden)}")
+    if activation not in ACTIVATIONS:
+        raise PopzError(f"--activation must be one of {', '.join(ACTIVATIONS)}, got {activation!r}")
+
+
+def _fingerprint(kind: str, train_path, seed: int, validation_fraction: float, **architecture) -> dict:
+    return {
+        "kind": kind,
+        "train_set_sha256": sha256_file(train_path),
+        "seed": seed,
+        "validation_fraction": validation_fraction,
+        **{k: list(v) if isinstance(v, tuple) else v for k, v in architecture.items()},
+    }
 
 
 def _finish(emulator, out: Path, run: _Run, kind: str, architecture: dict, history, res: np.ndarray, extra: dict):
@@ -69,6 +103,7 @@ def _finish(emulator, out: Path, run: _Run, kind: str, architecture: dict, histo
             "train_set": str(run.train_path),
             "train_set_sha256": sha256_file(run.train_path),
             "train_set_command": _training_set_command(run.train_path),
+            "train_set_seed": _training_set_seed(run.train_path),
             "n_rows": int(run.n_rows),
             "n_train": int(run.n_rows - run.n_validation),
             "n_validation": int(run.n_validation),
@@ -79,8 +114,8 @@ def _finish(emulator, out: Path, run: _Run, kind: str, architecture: dict, histo
         "accuracy_validation": accuracy_table(res, config.bands),
     }
     save_emulator(emulator, out, manifest)
-    for stale in ("checkpoint.eqx", "checkpoint.json"):
-        (out / stale).unlink(missing_ok=True)
+    if history.stopped != "time budget":  # a time-limited run stays resumable
+        (out / CHECKPOINT).unlink(missing_ok=True)
     return manifest
 
 
@@ -156,12 +191,11 @@ def train_photometry_emulator(
     log: Callable[[str], None] = print,
 ) -> tuple[PhotometryEmulator, dict]:
     """Train, measure on the validation split, attach the error model, save to ``out``; return (emulator, manifest)."""
+    _check_architecture(hidden, activation)
     theta, mags = read_training_set(train_path, config)
     n = theta.shape[0]
     k_split, k_init, k_fit = jax.random.split(jax.random.key(seed), 3)
-    val, train = _split(k_split, n, validation_fraction)
-    if train.size < settings.batch_size:
-        raise PopzError(f"training set {train_path} has {n} usable rows: too few for batches of {settings.batch_size}")
+    val, train = _split(k_split, n, validation_fraction, settings.batch_size, train_path)
     emulator = new_photometry_emulator(
         k_init, config, theta[train], hidden=hidden, activation=activation, magnitudes=mags[train], n_error_bins=N_ERROR_BINS
     )
@@ -184,8 +218,9 @@ def train_photometry_emulator(
         inputs(val),
         outputs(val),
         settings,
-        checkpoint=out / "checkpoint.eqx",
+        checkpoint=out / CHECKPOINT,
         log=log,
+        fingerprint=_fingerprint("photometry", train_path, seed, validation_fraction, hidden=hidden, activation=activation),
     )
     emulator = eqx.tree_at(lambda e: e.network, emulator, network)
     res = residuals(emulator, theta[val], mags[val])
@@ -196,8 +231,9 @@ def train_photometry_emulator(
     return emulator, manifest
 
 
-def read_training_spectra(path: str | Path, config: ModelConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Parameters (n, n_parameters), rest wavelengths (n_wave,) and log10 L_lambda (n, n_wave) of a training set with spectra."""
+def read_training_spectra(path: str | Path, config: ModelConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Parameters (n, n_parameters), magnitudes (n, n_bands), rest wavelengths (n_wave,) and
+    log10 L_lambda (n, n_wave) of a training set with spectra; rows with any non-finite value dropped."""
     import h5py
     import pandas as pd
 
@@ -215,11 +251,14 @@ def read_training_spectra(path: str | Path, config: ModelConfig) -> tuple[np.nda
         lam = h5["rest_wavelength_A"][:]
         log_l = h5["log10_l_lambda"][:]
         ids = h5["id"][:]
-    if not np.array_equal(ids, table["id"].to_numpy()):
-        raise PopzError(f"{spectra_file} and {path} do not hold the same galaxies in the same order")
+        run = json.loads(h5.attrs["popz"])
+    same_run = all(run.get(k) == meta.get(k) for k in ("model_hash", "n", "seed", "chunk_size"))
+    if not same_run or not np.array_equal(ids, table["id"].to_numpy()):
+        raise PopzError(f"{spectra_file} does not belong to {path} (another simulate run): simulate again with --spectra")
     theta = table[list(config.parameter_names)].to_numpy(np.float32)
-    ok = np.all(np.isfinite(log_l), axis=1)
-    return theta[ok], lam, log_l[ok]
+    mags = table[[f"mag_{b}" for b in band_labels(config.bands)]].to_numpy(np.float64)
+    ok = np.all(np.isfinite(log_l), axis=1) & np.all(np.isfinite(mags), axis=1)
+    return theta[ok], mags[ok], lam, log_l[ok]
 
 
 def train_spectrum_emulator(
@@ -242,11 +281,12 @@ def train_spectrum_emulator(
     from popz.sps.filters import load_bands
     from popz.sps.jax_photometry import make_band_table
 
-    theta, lam, log_l = read_training_spectra(train_path, config)
+    _check_architecture(hidden, activation)
+    theta, mags, lam, log_l = read_training_spectra(train_path, config)
     per_mass = log_l - theta[:, config.index("log_stellar_mass"), None]
     n = theta.shape[0]
     k_split, k_pca, k_init, k_fit = jax.random.split(jax.random.key(seed), 4)
-    val, train = _split(k_split, n, validation_fraction)
+    val, train = _split(k_split, n, validation_fraction, settings.batch_size, train_path)
     pca_rows = np.asarray(jax.random.choice(k_pca, train, (min(n_pca_fit, train.size),), replace=False))
     mean, basis, explained = pca_basis(per_mass[pca_rows], n_components)
     weights = ((per_mass - mean) @ basis.T).astype(np.float32)
@@ -265,12 +305,15 @@ def train_spectrum_emulator(
     out.mkdir(parents=True, exist_ok=True)
     network, history = fit(
         k_fit, emulator.network, lambda net, v: net(v), x[train], y[train], x[val], y[val], settings,
-        checkpoint=out / "checkpoint.eqx", log=log,
+        checkpoint=out / CHECKPOINT, log=log,
+        fingerprint=_fingerprint(
+            "spectrum", train_path, seed, validation_fraction,
+            hidden=hidden, activation=activation, n_components=n_components, n_pca_fit=n_pca_fit,
+        ),
     )
     emulator = eqx.tree_at(lambda e: e.network, emulator, network)
     table = make_band_table(load_bands(config.bands))
     predict = jax.jit(jax.vmap(lambda t: emulator.magnitudes(t, table)))
-    _, mags = read_training_set(train_path, config)
     res = np.asarray(predict(jnp.asarray(theta[val]))) - mags[val]
     run = _Run(config, Path(train_path), command, seed, settings, n, val.size)
     architecture = {

@@ -4,12 +4,18 @@
 (both standardised by the caller) on a training split, watches the loss on a
 validation split, keeps the best model, stops after ``patience`` epochs without
 improvement, and writes a resumable checkpoint every epoch when asked to.
-Everything random comes from the key, so a run is reproducible from its seed.
+Everything random comes from the key (batches of epoch e from fold_in(key, e)),
+so a run is reproducible from its seed, and a resumed run ends where an
+uninterrupted one would. A checkpoint is one file (JSON header + equinox
+leaves) written atomically, with a fingerprint of what was being trained: a
+rerun with other data or settings is refused rather than silently continued.
 """
 
 from __future__ import annotations
 
+import io
 import json
+import struct
 import time
 from pathlib import Path
 from typing import Callable, NamedTuple
@@ -20,9 +26,10 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from popz.errors import PopzError
 from popz.io.atomic import atomic_path
 
-__all__ = ["TrainingSettings", "TrainingHistory", "fit"]
+__all__ = ["TrainingSettings", "TrainingHistory", "fit", "write_checkpoint", "read_checkpoint"]
 
 
 class TrainingSettings(NamedTuple):
@@ -55,6 +62,23 @@ class TrainingHistory(NamedTuple):
     stopped: str
 
 
+def write_checkpoint(path: Path, meta: dict, tree) -> None:
+    """One file, written atomically: 8-byte header length, JSON ``meta``, then the equinox leaves of ``tree``."""
+    header = json.dumps(meta).encode()
+    leaves = io.BytesIO()
+    eqx.tree_serialise_leaves(leaves, tree)
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(struct.pack("<Q", len(header)) + header + leaves.getvalue())
+
+
+def read_checkpoint(path: Path, skeleton) -> tuple[dict, object]:
+    """The ``meta`` dict and the tree (shaped like ``skeleton``) of a checkpoint."""
+    data = Path(path).read_bytes()
+    (n,) = struct.unpack("<Q", data[:8])
+    meta = json.loads(data[8 : 8 + n])
+    return meta, eqx.tree_deserialise_leaves(io.BytesIO(data[8 + n :]), skeleton)
+
+
 def _batches(key, n: int, batch_size: int):
     perm = np.asarray(jax.random.permutation(key, n))
     for start in range(0, n - batch_size + 1, batch_size):
@@ -72,13 +96,17 @@ def fit(
     settings: TrainingSettings = TrainingSettings(),
     checkpoint: Path | None = None,
     log: Callable[[str], None] = print,
+    fingerprint: dict | None = None,
 ) -> tuple[eqx.Module, TrainingHistory]:
     """Train ``model`` so that ``predict(model, x)`` (one example) matches ``y``; return the best model.
 
     x_* : arrays of shape (n, n_in), y_* : arrays of shape (n, n_out), float32, standardised.
     With ``checkpoint``, the state is saved after every epoch and a run with the
-    same checkpoint path continues where it stopped.
+    same checkpoint path continues where it stopped, provided ``fingerprint``
+    (what is being trained: data hash, seed, architecture, settings) is the same.
+    Raises PopzError when the loss becomes non-finite or the checkpoint belongs to another run.
     """
+    fingerprint = {**(fingerprint or {}), "settings": {k: v for k, v in settings._asdict().items() if k != "max_minutes"}}
     steps_per_epoch = max(1, x_train.shape[0] // settings.batch_size)
     schedule = optax.exponential_decay(
         settings.learning_rate, transition_steps=int(settings.decay_epochs * steps_per_epoch), decay_rate=settings.decay_rate
@@ -106,10 +134,14 @@ def fit(
         return float(sum(chunks) / len(x_val))
 
     epoch, best, best_params, history_train, history_val, best_epoch, stale = 0, np.inf, params, [], [], -1, 0
-    if checkpoint is not None and Path(checkpoint).with_suffix(".json").exists():
-        meta = json.loads(Path(checkpoint).with_suffix(".json").read_text())
-        skeleton = (params, best_params, opt_state)
-        params, best_params, opt_state = eqx.tree_deserialise_leaves(checkpoint, skeleton)
+    if checkpoint is not None and Path(checkpoint).exists():
+        meta, state = read_checkpoint(checkpoint, (params, best_params, opt_state))
+        if json.loads(json.dumps(fingerprint)) != meta.get("fingerprint"):
+            raise PopzError(
+                f"{checkpoint} belongs to another training run (other data, seed, architecture or settings): "
+                "rerun with the same options to resume, or delete it to start again"
+            )
+        params, best_params, opt_state = state
         epoch, best, best_epoch, stale = meta["epoch"], meta["best"], meta["best_epoch"], meta["stale"]
         history_train, history_val = meta["train_loss"], meta["val_loss"]
         log(f"resumed from {checkpoint} at epoch {epoch} (best validation loss {best:.3e})")
@@ -126,6 +158,8 @@ def fit(
             losses.append(loss)
         train = float(jnp.mean(jnp.stack(losses)))
         val = val_loss(params)
+        if not (np.isfinite(train) and np.isfinite(val)):
+            raise PopzError(f"training diverged at epoch {epoch + 1} (non-finite loss): lower the learning rate")
         history_train.append(train)
         history_val.append(val)
         if val < best:
@@ -135,11 +169,11 @@ def fit(
         epoch += 1
         log(f"epoch {epoch:4d}  train {train:.3e}  validation {val:.3e}  best {best:.3e} (epoch {best_epoch + 1})")
         if checkpoint is not None:
-            with atomic_path(checkpoint) as tmp:
-                eqx.tree_serialise_leaves(tmp, (params, best_params, opt_state))
-            meta = dict(epoch=epoch, best=best, best_epoch=best_epoch, stale=stale, train_loss=history_train, val_loss=history_val)
-            with atomic_path(Path(checkpoint).with_suffix(".json")) as tmp:
-                tmp.write_text(json.dumps(meta))
+            meta = dict(
+                fingerprint=fingerprint, epoch=epoch, best=best, best_epoch=best_epoch, stale=stale,
+                train_loss=history_train, val_loss=history_val,
+            )
+            write_checkpoint(checkpoint, meta, (params, best_params, opt_state))
         if stale >= settings.patience:
             stopped = "early stopping"
             break

@@ -94,7 +94,11 @@ def _simulate_chunk(theta: np.ndarray, want_spectra: bool):
 
 
 def _run_settings(config: ModelConfig, n: int, seed: int, chunk_size: int, spectra: bool, spectra_range) -> dict:
+    import jax
+
     return {
+        # the random stream may change between JAX releases: never mix two in one table
+        "jax_version": jax.__version__,
         "model": config.name,
         "model_hash": config.hash,
         "n": n,
@@ -206,6 +210,8 @@ def simulate_training_set(
     if spectra:
         spectra_path = spectra_path_for(out)
         _assemble_spectra(simulator.rest_wavelength_A, parts, n_chunks, spectra_path, settings, range_arg)
+    else:
+        spectra_path_for(out).unlink(missing_ok=True)  # an older run's spectra no longer match the table
     shutil.rmtree(parts)
     return SimulationSummary(n, n_failed, done_before, table_path, spectra_path)
 

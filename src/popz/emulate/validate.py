@@ -11,7 +11,21 @@ from popz.emulate.train import accuracy_table, read_training_set, residuals
 from popz.io.atomic import atomic_path
 from popz.sps.filters import band_labels
 
-__all__ = ["validate_photometry_emulator", "residual_figure"]
+__all__ = ["validate_photometry_emulator", "validate_spectrum_emulator", "residual_figure", "check_held_out"]
+
+
+def check_held_out(manifest: dict, heldout: str | Path) -> None:
+    """Refuse a test set drawn with the training set's seed: its rows would repeat training rows."""
+    from popz.emulate.training_set import read_training_set_metadata
+    from popz.errors import PopzError
+
+    train_seed = manifest.get("training", {}).get("train_set_seed")
+    test_seed = read_training_set_metadata(heldout)["seed"]
+    if train_seed is not None and int(test_seed) == int(train_seed):
+        raise PopzError(
+            f"{heldout} was drawn with seed {test_seed}, the training set's seed: it repeats training rows; "
+            "simulate a held-out set with another --seed"
+        )
 
 
 def residual_figure(redshift: np.ndarray, res: np.ndarray, labels: tuple[str, ...], path: Path, title: str) -> Path:
@@ -75,7 +89,7 @@ def simulated_magnitudes_from_spectra(config, heldout: str | Path, bands) -> tup
     from popz.sps.igm import IGMTransmission
     from popz.sps.photometry import flux_nJy_to_ab, rest_sed_to_flux_nJy
 
-    theta, lam, log_l = read_training_spectra(heldout, config)
+    theta, _, lam, log_l = read_training_spectra(heldout, config)
     igm = IGMTransmission(lam)
     cosmo = make_cosmology_table(config.cosmology)
     i_z = config.index("redshift")

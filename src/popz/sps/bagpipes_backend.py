@@ -157,6 +157,15 @@ class BagpipesSimulator(Simulator):
                 f"SFR ratios found {ratios or 'none'}"
             )
         self.n_sfh_bins = len(ratios) + 1
+        n_fixed = len(self.settings.sfh_fixed_edges_myr)
+        if self.n_sfh_bins < n_fixed + 2:
+            raise ConfigError(
+                f"model {config.name!r}: {len(ratios)} SFR ratios give {self.n_sfh_bins} continuity bins; with "
+                f"{n_fixed} fixed edges at least {n_fixed + 2} bins (log_sfr_ratio_1..{n_fixed + 1}) are needed"
+            )
+        z_lo = config.parameters[config.index("redshift")].bounds[0]
+        if z_lo <= 0:
+            raise ConfigError(f"model {config.name!r}: the redshift lower bound must be > 0 (a distance is needed), got {z_lo:g}")
         self._ratio_index = [config.index(f"log_sfr_ratio_{k}") for k in range(1, self.n_sfh_bins)]
         self._index = {n: config.index(n) for n in _FIXED_PARAMETERS}
 

@@ -1,0 +1,60 @@
+"""The shipped lsst-default emulators against the simulator on a small fixed set of prior draws.
+
+Tolerances are the held-out accuracy targets with room for 30 draws: per band,
+RMS <= 2x the target and no draw off by more than 0.25 mag. The full held-out
+measurement (10,000 draws) is in benchmarks/RESULTS.md.
+"""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import popz.emulate
+from popz.emulate.files import read_manifest
+from popz.population import TrainingPrior
+from popz.sps.filters import load_bands
+from popz.sps.jax_photometry import make_band_table
+
+
+@pytest.fixture(scope="module")
+def draws_and_truth(simulator, config):
+    theta = TrainingPrior(config).sample(jax.random.key(2024), 30)
+    truth = np.array([simulator.magnitudes(t.astype(np.float64)) for t in theta])
+    return theta, truth
+
+
+def test_shipped_photometric_emulator_matches_the_simulator(config, draws_and_truth):
+    emulator = popz.emulate.load("lsst-default", config=config)
+    theta, truth = draws_and_truth
+    res = np.asarray(jax.vmap(emulator.magnitudes)(jnp.asarray(theta))) - truth
+    rms = np.sqrt(np.mean(res**2, axis=0))
+    assert np.all(rms < 0.02), rms
+    assert np.abs(res).max() < 0.25, np.abs(res).max()
+    assert np.all(np.asarray(jax.vmap(emulator.domain_flags)(jnp.asarray(theta))) & 1 == 0)
+
+
+def test_shipped_spectrum_emulator_matches_the_simulator_in_unseen_bands(simulator, config, draws_and_truth, sdss_filter_dir):
+    emulator = popz.emulate.load("lsst-default", kind="spectrum", config=config)
+    theta, truth = draws_and_truth
+    lsst = make_band_table(simulator.bands)
+    res = np.asarray(jax.vmap(lambda t: emulator.magnitudes(t, lsst))(jnp.asarray(theta))) - truth
+    assert np.all(np.sqrt(np.mean(res**2, axis=0)) < 0.04), res
+    sdss_bands = load_bands([str(sdss_filter_dir / f"sdss_{b}.dat") for b in "ugriz"])
+    sdss_truth = np.array([simulator.magnitudes(t.astype(np.float64), sdss_bands) for t in theta])
+    sdss = make_band_table(sdss_bands)
+    res = np.asarray(jax.vmap(lambda t: emulator.magnitudes(t, sdss))(jnp.asarray(theta))) - sdss_truth
+    assert np.all(np.sqrt(np.mean(res**2, axis=0)) < 0.06), res
+
+
+@pytest.mark.parametrize("kind", ["photometry", "spectrum"])
+def test_shipped_manifests_record_how_they_were_made(kind, config):
+    from importlib import resources
+
+    folder = resources.files("popz") / "data" / "emulators" / "lsst-default" / kind
+    manifest = read_manifest(folder)
+    assert manifest["model_hash"] == config.hash
+    training = manifest["training"]
+    assert training["n_rows"] >= 500000 and len(training["train_set_sha256"]) == 64
+    assert training["command"].startswith("popz train-emulator")
+    assert (folder / "weights.eqx").stat().st_size < 5e6
