@@ -74,3 +74,19 @@ def test_malformed_filter_file(tmp_path):
     curve.write_text("5000 0.1\n4000 0.2\n6000 0.3\n7000 0.1\n8000 0\n")
     result = _popz("simulate", "--model", _model_file(tmp_path, lambda d: d.update(bands=[str(curve)])), "--n", "2", "--out", str(tmp_path / "s.parquet"))
     _assert_one_line_error(result, r"^error: filter .*f.dat: wavelengths must increase strictly; row 2")
+
+
+def test_emulator_commands_report_bad_input_in_one_line(tmp_path):
+    missing = tmp_path / "missing.parquet"
+    _assert_one_line_error(
+        _popz("train-emulator", "--train", str(missing), "--out", str(tmp_path / "e"), "--hidden", "32,16"),
+        r"^error: --hidden must list layers of one positive width",
+    )
+    _assert_one_line_error(
+        _popz("train-emulator", "--train", str(missing), "--out", str(tmp_path / "e")),
+        r"^error: training set .*missing.parquet does not exist",
+    )
+    _assert_one_line_error(
+        _popz("validate-emulator", str(tmp_path), "--test", str(missing)),
+        r"^error: no emulator at",
+    )
