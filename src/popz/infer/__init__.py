@@ -1,0 +1,1 @@
+"""Inference: the likelihood (and, next, the samplers built on it)."""
