@@ -22,8 +22,12 @@ demo: install
 test: install
 	$(BIN)/python -m pytest -q
 
+# Speed and accuracy benchmarks; results go to benchmarks/RESULTS.md. The held-out
+# emulator accuracy needs a held-out set (see benchmarks/emulator_accuracy.py).
 bench: install
 	$(BIN)/python benchmarks/bench_simulator.py --n 400 --workers 1,2
+	$(BIN)/python benchmarks/simulator_accuracy.py --n 40
+	$(BIN)/python benchmarks/bench_emulator.py --batch 100000
 
 clean:
 	rm -rf $(VENV) demo_output .pytest_cache
