@@ -36,6 +36,9 @@ __all__ = [
 ]
 
 
+HASHED_FIELDS = ("name", "description", "parameters", "bands", "cosmology", "simulator")
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -184,8 +187,15 @@ class ModelConfig(_Strict):
 
     @property
     def hash(self) -> str:
-        """SHA-256 of the validated model (canonical JSON): what artefacts record and check."""
-        canonical = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        """SHA-256 of the validated model (canonical JSON of the fields in ``HASHED_FIELDS``).
+
+        Emulators and training sets record it and loaders check it. Only what
+        shapes the simulator's outputs and the training draws is hashed, so a
+        section added later for other ingredients (the population prior) does
+        not invalidate them.
+        """
+        data = {k: v for k, v in self.to_dict().items() if k in HASHED_FIELDS}
+        canonical = json.dumps(data, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()
 
 
