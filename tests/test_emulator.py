@@ -196,3 +196,18 @@ def test_bad_architecture_and_held_out_with_the_training_seed(config, small_emul
         train_photometry_emulator(config, small_emulator[3], tmp_path / "e", activation="relu")
     with pytest.raises(PopzError, match="drawn with seed 11, the training set's seed"):
         check_held_out(small_emulator[1], small_emulator[3])
+
+
+def test_loss_in_magnitudes_uses_one_output_scale(config, prior_draws):
+    from popz.emulate.photometry import new_photometry_emulator
+
+    mags = np.random.default_rng(0).normal(20.0, [3.0, 2.0, 1.0, 1.0, 1.0, 1.5], size=(len(prior_draws), 6))
+    per_band = new_photometry_emulator(jax.random.key(0), config, prior_draws, hidden=(8,), activation="gelu", magnitudes=mags)
+    common = new_photometry_emulator(
+        jax.random.key(0), config, prior_draws, hidden=(8,), activation="gelu", magnitudes=mags, loss_units="mag"
+    )
+    assert np.ptp(np.asarray(per_band.y_standardiser.scale)) > 0.5
+    assert np.ptp(np.asarray(common.y_standardiser.scale)) == 0.0
+    assert np.allclose(common.y_standardiser.shift, per_band.y_standardiser.shift)
+    with pytest.raises(PopzError, match="--loss-units must be standardised or mag"):
+        train_photometry_emulator(config, "unused.parquet", "unused", loss_units="dex")

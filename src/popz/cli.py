@@ -151,6 +151,9 @@ def train_emulator_command(
     out: Path = typer.Option(..., help="output folder (weights + manifest)"),
     kind: str = typer.Option("photometry", help="photometry (fixed bands) or spectrum (PCA SED: any bands)"),
     n_components: int = typer.Option(64, help="PCA components (--kind spectrum)"),
+    loss_units: str = typer.Option(
+        "standardised", help="--kind photometry: standardised (per-band spread) or mag (every band's mag error alike)"
+    ),
     seed: int = typer.Option(0, help="seed of the JAX key (split, initialisation, batches)"),
     hidden: str = typer.Option("256,256,256,256", help="hidden layer widths"),
     activation: str = typer.Option("gelu", help="gelu, silu or tanh"),
@@ -191,7 +194,7 @@ def train_emulator_command(
     if kind == "spectrum":
         _, manifest = train_spectrum_emulator(load_model(model), train, out, n_components=n_components, **options)
     else:
-        _, manifest = train_photometry_emulator(load_model(model), train, out, **options)
+        _, manifest = train_photometry_emulator(load_model(model), train, out, loss_units=loss_units, **options)
     _print_accuracy(manifest["accuracy_validation"], f"validation split ({manifest['training']['stopped']})")
     console.print(f"wrote {out}")
 

@@ -85,12 +85,16 @@ def new_photometry_emulator(
     activation: str,
     magnitudes: np.ndarray | None = None,
     n_error_bins: int = 1,
+    loss_units: str = "standardised",
 ) -> PhotometryEmulator:
     """An untrained emulator for ``config`` with standardisers fitted to a training set.
 
     theta : (n, n_parameters) training parameters; magnitudes : (n, n_bands) their magnitudes.
     With ``magnitudes`` None the output standardiser is the identity (a skeleton for loading).
     ``n_error_bins`` redshift bins (equal width over the bounds) hold the error model.
+    ``loss_units``: ``standardised`` scales each band's output by its own spread;
+    ``mag`` uses one scale for all bands, so a mean-squared loss weighs every band's
+    error in magnitudes equally (the spread of u is twice that of y in lsst-default).
     """
     inputs = new_parameter_space(config, theta)
     n_bands = len(config.bands)
@@ -105,5 +109,10 @@ def new_photometry_emulator(
         band_names=tuple(config.bands),
     )
     if magnitudes is not None:
-        emulator = eqx.tree_at(lambda e: e.y_standardiser, emulator, Standardiser.fit(emulator.targets(theta, magnitudes)))
+        fitted = Standardiser.fit(emulator.targets(theta, magnitudes))
+        if loss_units == "mag":
+            fitted = Standardiser(fitted.shift, jnp.full_like(fitted.scale, jnp.sqrt(jnp.mean(fitted.scale**2))))
+        elif loss_units != "standardised":
+            raise ValueError(f"loss_units must be 'standardised' or 'mag', got {loss_units!r}")
+        emulator = eqx.tree_at(lambda e: e.y_standardiser, emulator, fitted)
     return emulator

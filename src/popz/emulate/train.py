@@ -186,18 +186,22 @@ def train_photometry_emulator(
     hidden: tuple[int, ...] = (256, 256, 256, 256),
     activation: str = "gelu",
     settings: TrainingSettings = TrainingSettings(),
+    loss_units: str = "standardised",
     validation_fraction: float = 0.05,
     command: str = "",
     log: Callable[[str], None] = print,
 ) -> tuple[PhotometryEmulator, dict]:
     """Train, measure on the validation split, attach the error model, save to ``out``; return (emulator, manifest)."""
     _check_architecture(hidden, activation)
+    if loss_units not in ("standardised", "mag"):
+        raise PopzError(f"--loss-units must be standardised or mag, got {loss_units!r}")
     theta, mags = read_training_set(train_path, config)
     n = theta.shape[0]
     k_split, k_init, k_fit = jax.random.split(jax.random.key(seed), 3)
     val, train = _split(k_split, n, validation_fraction, settings.batch_size, train_path)
     emulator = new_photometry_emulator(
-        k_init, config, theta[train], hidden=hidden, activation=activation, magnitudes=mags[train], n_error_bins=N_ERROR_BINS
+        k_init, config, theta[train], hidden=hidden, activation=activation, magnitudes=mags[train],
+        n_error_bins=N_ERROR_BINS, loss_units=loss_units,
     )
     features = jax.jit(jax.vmap(emulator.inputs.features))
 
@@ -220,13 +224,15 @@ def train_photometry_emulator(
         settings,
         checkpoint=out / CHECKPOINT,
         log=log,
-        fingerprint=_fingerprint("photometry", train_path, seed, validation_fraction, hidden=hidden, activation=activation),
+        fingerprint=_fingerprint(
+            "photometry", train_path, seed, validation_fraction, hidden=hidden, activation=activation, loss_units=loss_units
+        ),
     )
     emulator = eqx.tree_at(lambda e: e.network, emulator, network)
     res = residuals(emulator, theta[val], mags[val])
     emulator = _error_model(emulator, theta[val, config.index("redshift")], res)
     run = _Run(config, Path(train_path), command, seed, settings, n, val.size)
-    architecture = {"hidden": list(hidden), "activation": activation, "n_error_bins": N_ERROR_BINS}
+    architecture = {"hidden": list(hidden), "activation": activation, "n_error_bins": N_ERROR_BINS, "loss_units": loss_units}
     manifest = _finish(emulator, out, run, "photometry", architecture, history, res, {})
     return emulator, manifest
 
