@@ -173,7 +173,10 @@ def train_emulator_command(
 
     if kind not in ("photometry", "spectrum"):
         raise PopzError(f"--kind must be photometry or spectrum, got {kind!r}")
-    widths = tuple(int(w) for w in hidden.split(","))
+    try:
+        widths = tuple(int(w) for w in hidden.split(","))
+    except ValueError:
+        raise PopzError(f"--hidden must be comma-separated integers, got {hidden!r}") from None
     settings = TrainingSettings(
         epochs=epochs,
         batch_size=batch_size,
