@@ -32,6 +32,7 @@ from popz.emulate.inputs import (
     new_parameter_space,
 )
 from popz.emulate.networks import Standardiser, make_mlp
+from popz.sps.photometry import AB_MAG_OF_ONE_NJY
 
 __all__ = ["PhotometryEmulator", "new_photometry_emulator", "DOMAIN_OUTSIDE_BOUNDS", "DOMAIN_SPARSE_TAIL"]
 
@@ -56,7 +57,7 @@ class PhotometryEmulator(eqx.Module):
 
     def flux_nJy(self, theta: jax.Array) -> jax.Array:
         """Noiseless fluxes in nJy, shape (n_bands,)."""
-        return 10.0 ** (-0.4 * (self.magnitudes(theta) - 31.4000656))
+        return 10.0 ** (-0.4 * (self.magnitudes(theta) - AB_MAG_OF_ONE_NJY))
 
     def error_mag(self, theta: jax.Array) -> jax.Array:
         """Emulator error (held-out RMS, mag), shape (n_bands,), at theta's redshift."""

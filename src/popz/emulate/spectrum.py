@@ -20,7 +20,7 @@ from popz.config import ModelConfig
 from popz.emulate.inputs import Distances, ParameterSpace, new_distances, new_parameter_space
 from popz.emulate.networks import make_mlp
 from popz.sps.jax_photometry import BandTable, IGMTable, make_igm_table, rest_sed_to_flux_nJy
-from popz.sps.photometry import pixel_edges_A
+from popz.sps.photometry import AB_MAG_OF_ONE_NJY, pixel_edges_A
 
 __all__ = ["SpectrumEmulator", "new_spectrum_emulator", "pca_basis"]
 
@@ -64,7 +64,7 @@ class SpectrumEmulator(eqx.Module):
 
     def magnitudes(self, theta: jax.Array, bands: BandTable) -> jax.Array:
         """Noiseless AB magnitudes, shape (n_bands,)."""
-        return 31.4000656 - 2.5 * jnp.log10(self.flux_nJy(theta, bands))
+        return AB_MAG_OF_ONE_NJY - 2.5 * jnp.log10(self.flux_nJy(theta, bands))
 
     def domain_flags(self, theta: jax.Array) -> jax.Array:
         return self.inputs.domain_flags(theta)

@@ -170,7 +170,7 @@ def simulate_training_set(
     todo = [c for c in range(n_chunks) if not chunk_file(c).exists()]
     done_before = n_chunks - len(todo)
     if progress:
-        progress(sum(sizes[c] for c in range(n_chunks) if c not in set(todo)))
+        progress(n - sum(sizes[c] for c in todo))
     range_arg = tuple(spectra_range_A) if spectra else None
 
     def save(c: int, theta: np.ndarray, result) -> None:

@@ -24,6 +24,7 @@ from popz.sps.filters import Bandpass
 
 __all__ = [
     "AB_ZERO_POINT_NJY",
+    "AB_MAG_OF_ONE_NJY",
     "SPEED_OF_LIGHT_A_PER_S",
     "NJY_CGS",
     "flux_nJy_to_ab",
@@ -37,6 +38,7 @@ __all__ = [
 ]
 
 AB_ZERO_POINT_NJY = 3631.0e9
+AB_MAG_OF_ONE_NJY = 2.5 * float(np.log10(AB_ZERO_POINT_NJY))  # 31.4000656...: m = this - 2.5 log10(f / nJy)
 SPEED_OF_LIGHT_A_PER_S = 2.99792458e18
 NJY_CGS = 1e-32  # 1 nJy in erg s^-1 cm^-2 Hz^-1
 
