@@ -99,3 +99,21 @@ def test_selection_probability():
     assert f_lim == pytest.approx(10 ** (-0.4 * (25.3 - 31.4)), rel=1e-4)
     p = np.exp(np.asarray(log_selection_probability(jnp.array([0.5, 1.0, 2.0]) * f_lim, f_lim, 0.2 * f_lim)))
     assert p[1] == pytest.approx(0.5) and p[0] < 0.01 and p[2] > 0.99
+
+
+def test_a_redward_bandpass_shift_reddens_a_red_spectrum_through_the_spectrum_emulator(simulator, prior_draws):
+    """Shifting g redward brightens a galaxy whose f_nu rises to the red; zero shift changes nothing."""
+    from popz.data_model.bandpass import shifted_bands
+    from popz.emulate import load
+    from popz.sps.jax_photometry import make_band_table
+
+    spectrum = load("lsst-default", kind="spectrum")
+    theta = jnp.asarray(prior_draws[0], jnp.float32)
+    nominal = np.asarray(spectrum.magnitudes(theta, make_band_table(simulator.bands)))
+    same = np.asarray(spectrum.magnitudes(theta, make_band_table(shifted_bands(simulator.bands, [0.0] * 6))))
+    assert np.allclose(nominal, same, atol=1e-5)
+    shifted = np.asarray(spectrum.magnitudes(theta, make_band_table(shifted_bands(simulator.bands, [0, 100.0, 0, 0, 0, 0]))))
+    red = nominal[1] > nominal[2]  # g fainter than r: f_nu rises to the red
+    assert (shifted[1] < nominal[1]) == red and np.allclose(shifted[[0, 2, 3, 4, 5]], nominal[[0, 2, 3, 4, 5]], atol=1e-5)
+    with pytest.raises(PopzError, match="one finite shift"):
+        shifted_bands(simulator.bands, [1.0])

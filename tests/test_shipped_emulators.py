@@ -58,3 +58,24 @@ def test_shipped_manifests_record_how_they_were_made(kind, config):
     assert training["n_rows"] >= 500000 and len(training["train_set_sha256"]) == 64
     assert training["command"].startswith("popz train-emulator")
     assert (folder / "weights.eqx").stat().st_size < 5e6
+
+
+def test_warm_start_from_the_shipped_emulator_predicts_what_it_does(config, prior_draws):
+    """--init: the network is carried over and its last layer rescaled to the new output standardiser, exactly."""
+    import jax
+    import jax.numpy as jnp
+
+    from popz.emulate import load
+    from popz.emulate.photometry import new_photometry_emulator
+    from popz.emulate.train import _warm_start
+    from popz.errors import PopzError
+
+    source = load("lsst-default", kind="photometry")
+    theta = jnp.asarray(prior_draws, jnp.float32)
+    mags = np.asarray(jax.vmap(source.magnitudes)(theta)) + 0.3  # any targets: only the standardiser depends on them
+    fresh = new_photometry_emulator(jax.random.key(0), config, np.asarray(theta), hidden=(256,) * 4, activation="gelu", magnitudes=mags, loss_units="mag")
+    warm, summary = _warm_start(fresh, "lsst-default", config, (256,) * 4, "gelu")
+    assert np.max(np.abs(np.asarray(jax.vmap(warm.magnitudes)(theta) - jax.vmap(source.magnitudes)(theta)))) < 1e-4
+    assert summary["weights_sha256"]
+    with pytest.raises(PopzError, match="pass the same --hidden"):
+        _warm_start(fresh, "lsst-default", config, (128,) * 3, "gelu")

@@ -164,6 +164,9 @@ def train_emulator_command(
     patience: int = typer.Option(25, help="early stopping: epochs without validation improvement"),
     max_minutes: Optional[float] = typer.Option(None, help="stop (resumably) after this many minutes"),
     validation_fraction: float = typer.Option(0.05),
+    init: Optional[str] = typer.Option(
+        None, help="--kind photometry: start from this emulator's weights (shipped name or folder; same architecture)"
+    ),
     quiet: bool = typer.Option(False, "--quiet", help="no per-epoch log"),
 ) -> None:
     """Train an emulator on a training set; rerunning with the same --out resumes from its checkpoint."""
@@ -173,6 +176,8 @@ def train_emulator_command(
 
     if kind not in ("photometry", "spectrum"):
         raise PopzError(f"--kind must be photometry or spectrum, got {kind!r}")
+    if init is not None and kind != "photometry":
+        raise PopzError("--init is for --kind photometry")
     try:
         widths = tuple(int(w) for w in hidden.split(","))
     except ValueError:
@@ -197,9 +202,73 @@ def train_emulator_command(
     if kind == "spectrum":
         _, manifest = train_spectrum_emulator(load_model(model), train, out, n_components=n_components, **options)
     else:
-        _, manifest = train_photometry_emulator(load_model(model), train, out, loss_units=loss_units, **options)
+        _, manifest = train_photometry_emulator(load_model(model), train, out, loss_units=loss_units, init=init, **options)
     _print_accuracy(manifest["accuracy_validation"], f"validation split ({manifest['training']['stopped']})")
     console.print(f"wrote {out}")
+
+
+def _float_pair(text: str, option: str) -> tuple[float, float]:
+    try:
+        lo, hi = (float(x) for x in text.split(","))
+    except ValueError:
+        raise PopzError(f"{option} must be two comma-separated numbers (low,high), got {text!r}") from None
+    return lo, hi
+
+
+def _hyper_overrides(items: list[str]) -> dict:
+    out = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        try:
+            out[name.strip()] = float(value)
+        except ValueError:
+            sep = ""
+        if not sep:
+            raise PopzError(f"--hyper takes NAME=VALUE, got {item!r}")
+    return out
+
+
+@app.command("mock")
+def mock_command(
+    model: str = typer.Option("lsst-default", help="shipped model name or YAML path (with a population section)"),
+    n: int = typer.Option(..., "--n", help="galaxies in the catalog (after the selection)"),
+    out: Path = typer.Option(..., help="output Parquet file"),
+    seed: int = typer.Option(0, help="seed of the JAX key everything is drawn from"),
+    tracts: int = typer.Option(1, "--tracts", help="number of tracts (ids 0..K-1), each with its own zero-points"),
+    zero_point_scatter: float = typer.Option(0.0, help="rms of the per-(tract, band) zero-point offsets, mag"),
+    error_floor: float = typer.Option(0.0, help="fractional noise added without being reported in the errors"),
+    error_inflation: float = typer.Option(1.0, help="true noise variance / reported variance"),
+    ebv_range: str = typer.Option("0,0.1", help="E(B-V) drawn uniformly in low,high (mag)"),
+    mag_limit: float = typer.Option(25.3, help="cut on the observed magnitude in the detection band"),
+    detection_band: str = typer.Option("i", help="band label of the cut"),
+    years: float = typer.Option(10.0, help="LSST survey years for the noise (photerr)"),
+    extinction_law: str = typer.Option("F99", help="Galactic extinction law: F99 or G23"),
+    hyper: list[str] = typer.Option([], "--hyper", help="population hyperparameter NAME=VALUE (repeatable)"),
+    simulator: bool = typer.Option(False, "--simulator", help="exact SPS photometry instead of the emulator (slow)"),
+    chunk_size: int = typer.Option(100_000, help="prior draws per chunk"),
+    quiet: bool = typer.Option(False, "--quiet", help="no progress bar"),
+) -> None:
+    """Draw a mock LSST catalog from the population prior, the emulator and the data model (Rubin Object columns)."""
+    from popz.config import load_model
+    from popz.data_model.mock import MockSettings, make_mock, write_mock
+
+    config = load_model(model)
+    settings = MockSettings(
+        n=n, seed=seed, n_tracts=tracts, zero_point_scatter=zero_point_scatter, error_floor=error_floor,
+        error_inflation=error_inflation, ebv_range=_float_pair(ebv_range, "--ebv-range"), mag_limit=mag_limit,
+        detection_band=detection_band, years=years, extinction_law=extinction_law, chunk_size=chunk_size,
+        hyper=_hyper_overrides(hyper),
+    )
+    with _progress("mock", n, "galaxies", quiet) as advance:
+        done = [0]
+
+        def progress(k: int) -> None:
+            advance(k - done[0])
+            done[0] = k
+
+        mock = make_mock(config, settings, simulator=simulator, progress=progress)
+    write_mock(mock, out, command=_command_line())
+    console.print(f"wrote {len(mock.table)} galaxies to {out} ({mock.metadata['n_drawn']} drawn from the population prior)")
 
 
 def _print_accuracy(table: dict, title: str) -> None:

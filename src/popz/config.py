@@ -127,8 +127,38 @@ class SimulatorConfig(_Strict):
     settings: dict[str, Any] = Field(default_factory=dict)
 
 
+class Hyperparameter(_Strict):
+    """One hyperparameter of the population prior: its default value, bounds and hyperprior."""
+
+    value: float
+    bounds: tuple[float, float]
+    hyperprior: Prior = UniformPrior()
+    unit: str = ""
+    description: str = ""
+
+    @model_validator(mode="after")
+    def _inside(self) -> "Hyperparameter":
+        lo, hi = self.bounds
+        if not (np.isfinite(lo) and np.isfinite(hi)) or not lo < hi:
+            raise ValueError(f"bounds must be finite with lower < upper, got {list(self.bounds)}")
+        if not lo <= self.value <= hi:
+            raise ValueError(f"value {self.value} is outside its bounds {list(self.bounds)}")
+        return self
+
+
+class PopulationConfig(_Strict):
+    """The population prior (ingredient C): a parametric family and its hyperparameters by name."""
+
+    family: str
+    hyperparameters: dict[str, Hyperparameter]
+
+
 class ModelConfig(_Strict):
-    """A popz model: parameters, bands, cosmology, simulator."""
+    """A popz model: parameters, bands, cosmology, simulator, and optionally a population prior.
+
+    ``population`` is not part of :attr:`hash`: changing it does not invalidate
+    training sets or emulators.
+    """
 
     name: str
     description: str = ""
@@ -136,6 +166,7 @@ class ModelConfig(_Strict):
     bands: tuple[str, ...]
     cosmology: CosmologyConfig = CosmologyConfig()
     simulator: SimulatorConfig = SimulatorConfig()
+    population: PopulationConfig | None = None
 
     @field_validator("parameters")
     @classmethod

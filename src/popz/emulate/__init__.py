@@ -4,6 +4,7 @@
 ``load("lsst-default", kind="spectrum")`` the spectrum emulator (any bands).
 """
 
+from popz.emulate.batching import chunked_vmap
 from popz.emulate.files import load
 
-__all__ = ["load"]
+__all__ = ["load", "chunked_vmap"]

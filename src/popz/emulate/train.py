@@ -148,7 +148,9 @@ def read_training_set(path: str | Path, config: ModelConfig) -> tuple[np.ndarray
 
 def residuals(emulator: PhotometryEmulator, theta: np.ndarray, mags: np.ndarray, batch: int = 16384) -> np.ndarray:
     """Emulated minus simulated magnitudes, shape (n, n_bands)."""
-    predict = jax.jit(jax.vmap(emulator.magnitudes))
+    from popz.emulate.batching import chunked_vmap
+
+    predict = jax.jit(chunked_vmap(emulator.magnitudes))
     out = [np.asarray(predict(jnp.asarray(theta[i : i + batch]))) for i in range(0, len(theta), batch)]
     return np.concatenate(out) - mags
 
@@ -188,10 +190,16 @@ def train_photometry_emulator(
     settings: TrainingSettings = TrainingSettings(),
     loss_units: str = "standardised",
     validation_fraction: float = 0.05,
+    init: str | Path | None = None,
     command: str = "",
     log: Callable[[str], None] = print,
 ) -> tuple[PhotometryEmulator, dict]:
-    """Train, measure on the validation split, attach the error model, save to ``out``; return (emulator, manifest)."""
+    """Train, measure on the validation split, attach the error model, save to ``out``; return (emulator, manifest).
+
+    ``init``: a photometric emulator (shipped name or folder) of the same model and
+    architecture whose weights start the training (fine-tuning, e.g. with another
+    ``loss_units``) instead of a random initialisation; its manifest is recorded.
+    """
     _check_architecture(hidden, activation)
     if loss_units not in ("standardised", "mag"):
         raise PopzError(f"--loss-units must be standardised or mag, got {loss_units!r}")
@@ -203,6 +211,9 @@ def train_photometry_emulator(
         k_init, config, theta[train], hidden=hidden, activation=activation, magnitudes=mags[train],
         n_error_bins=N_ERROR_BINS, loss_units=loss_units,
     )
+    initialised_from = None
+    if init is not None:
+        emulator, initialised_from = _warm_start(emulator, init, config, hidden, activation)
     features = jax.jit(jax.vmap(emulator.inputs.features))
 
     def inputs(rows):
@@ -225,7 +236,8 @@ def train_photometry_emulator(
         checkpoint=out / CHECKPOINT,
         log=log,
         fingerprint=_fingerprint(
-            "photometry", train_path, seed, validation_fraction, hidden=hidden, activation=activation, loss_units=loss_units
+            "photometry", train_path, seed, validation_fraction, hidden=hidden, activation=activation, loss_units=loss_units,
+            init=initialised_from["weights_sha256"] if initialised_from else None,
         ),
     )
     emulator = eqx.tree_at(lambda e: e.network, emulator, network)
@@ -233,8 +245,45 @@ def train_photometry_emulator(
     emulator = _error_model(emulator, theta[val, config.index("redshift")], res)
     run = _Run(config, Path(train_path), command, seed, settings, n, val.size)
     architecture = {"hidden": list(hidden), "activation": activation, "n_error_bins": N_ERROR_BINS, "loss_units": loss_units}
-    manifest = _finish(emulator, out, run, "photometry", architecture, history, res, {})
+    extra = {"initialised_from": initialised_from} if initialised_from else {}
+    manifest = _finish(emulator, out, run, "photometry", architecture, history, res, extra)
     return emulator, manifest
+
+
+def _warm_start(emulator: PhotometryEmulator, init, config: ModelConfig, hidden, activation) -> tuple[PhotometryEmulator, dict]:
+    """``emulator`` with the network of the emulator at ``init``, rescaled to ``emulator``'s output standardiser.
+
+    Both predict y = network(x) * scale + shift; the last layer is rescaled so the
+    warm-started emulator predicts exactly what ``init`` does. Returns it with a
+    summary of ``init``'s manifest. PopzError when the architectures differ.
+    """
+    from popz.emulate.files import emulator_folder, load, read_manifest
+
+    folder = emulator_folder(init, "photometry")
+    manifest = read_manifest(folder)
+    arch = manifest.get("architecture", {})
+    if list(arch.get("hidden", [])) != list(hidden) or arch.get("activation") != activation:
+        raise PopzError(
+            f"--init {init}: its network is {arch.get('hidden')} {arch.get('activation')}, "
+            f"not {list(hidden)} {activation}; pass the same --hidden and --activation"
+        )
+    source = load(folder, kind="photometry", config=config)
+    old, new = source.y_standardiser, emulator.y_standardiser
+    ratio = old.scale / new.scale
+    last = source.network.layers[-1]
+    network = eqx.tree_at(
+        lambda n: (n.layers[-1].weight, n.layers[-1].bias),
+        source.network,
+        (last.weight * ratio[:, None], (last.bias * old.scale + old.shift - new.shift) / new.scale),
+    )
+    emulator = eqx.tree_at(lambda e: (e.network, e.inputs), emulator, (network, source.inputs))
+    summary = {
+        "folder": str(init),
+        "weights_sha256": manifest.get("weights_sha256"),
+        "command": manifest.get("training", {}).get("command"),
+        "train_set_sha256": manifest.get("training", {}).get("train_set_sha256"),
+    }
+    return emulator, summary
 
 
 def read_training_spectra(path: str | Path, config: ModelConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
