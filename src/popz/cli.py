@@ -164,6 +164,9 @@ def train_emulator_command(
     patience: int = typer.Option(25, help="early stopping: epochs without validation improvement"),
     max_minutes: Optional[float] = typer.Option(None, help="stop (resumably) after this many minutes"),
     validation_fraction: float = typer.Option(0.05),
+    band_weights: Optional[str] = typer.Option(
+        None, help="--kind photometry: comma-separated loss weight per band (e.g. 3,1.5,1,1,1,1 to favour u and g)"
+    ),
     init: Optional[str] = typer.Option(
         None, help="--kind photometry: start from this emulator's weights (shipped name or folder; same architecture)"
     ),
@@ -202,7 +205,15 @@ def train_emulator_command(
     if kind == "spectrum":
         _, manifest = train_spectrum_emulator(load_model(model), train, out, n_components=n_components, **options)
     else:
-        _, manifest = train_photometry_emulator(load_model(model), train, out, loss_units=loss_units, init=init, **options)
+        weights = None
+        if band_weights is not None:
+            try:
+                weights = tuple(float(w) for w in band_weights.split(","))
+            except ValueError:
+                raise PopzError(f"--band-weights must be comma-separated numbers, got {band_weights!r}") from None
+        _, manifest = train_photometry_emulator(
+            load_model(model), train, out, loss_units=loss_units, band_weights=weights, init=init, **options
+        )
     _print_accuracy(manifest["accuracy_validation"], f"validation split ({manifest['training']['stopped']})")
     console.print(f"wrote {out}")
 
@@ -269,6 +280,67 @@ def mock_command(
         mock = make_mock(config, settings, simulator=simulator, progress=progress)
     write_mock(mock, out, command=_command_line())
     console.print(f"wrote {len(mock.table)} galaxies to {out} ({mock.metadata['n_drawn']} drawn from the population prior)")
+
+
+@app.command("fit")
+def fit_command(
+    catalog: Path = typer.Argument(..., help="Parquet, CSV, FITS or HDF5 catalog (Rubin and RAIL layouts recognised)"),
+    out: Path = typer.Option(..., help="output Parquet (summaries); OUT.pz.hdf5 and OUT.samples.hdf5 beside it"),
+    method: str = typer.Option("mcmc", help="mcmc (batched ensemble sampler)"),
+    model: str = typer.Option("lsst-default", help="shipped model name or YAML path"),
+    emulator: str = typer.Option("lsst-default", help="photometric emulator: shipped name or folder"),
+    bands: Optional[str] = typer.Option(None, help="comma-separated band labels of the catalog (default: the model's)"),
+    flux_columns: Optional[str] = typer.Option(None, help="flux column template with {band}, e.g. 'mag_{band}'"),
+    error_columns: Optional[str] = typer.Option(None, help="error column template with {band}"),
+    units: str = typer.Option("nJy", help="nJy, uJy or mag (AB)"),
+    id_column: Optional[str] = typer.Option(None, help="id column (default objectId or id)"),
+    assume_dereddened: bool = typer.Option(False, "--assume-dereddened", help="no ebv column: fluxes are corrected already"),
+    error_floor: float = typer.Option(0.02, help="fractional error added in quadrature to every band (model mismatch)"),
+    seed: int = typer.Option(0),
+    n_walkers: int = typer.Option(32),
+    n_burn: int = typer.Option(1000),
+    n_steps: int = typer.Option(1000),
+    chunk_size: int = typer.Option(256, help="galaxies per resumable chunk"),
+    limit: Optional[int] = typer.Option(None, help="fit only the first N rows"),
+    quiet: bool = typer.Option(False, "--quiet", help="no progress bar"),
+) -> None:
+    """Per-object posteriors (redshift and every SPS parameter) by batched ensemble MCMC; a killed run resumes."""
+    from popz.config import load_model
+    from popz.data_model import default_data_model, make_extinction_table
+    from popz.emulate.files import load, read_manifest, emulator_folder
+    from popz.infer.fit import FitSettings
+    from popz.io.catalog import read_table, to_rubin_columns
+    from popz.population import make_population_prior
+    from popz.posterior.catalog_fit import fit_catalog
+    from popz.sps.filters import band_labels, load_bands
+
+    if method != "mcmc":
+        raise PopzError(f"--method {method!r}: only mcmc is available")
+    config = load_model(model)
+    labels = tuple(bands.split(",")) if bands else band_labels(config.bands)
+    if labels != band_labels(config.bands):
+        raise PopzError(
+            f"--bands {','.join(labels)}: the photometric emulator has {','.join(band_labels(config.bands))}; "
+            "other bands need the spectrum emulator, not available to `fit` yet"
+        )
+    phot = load(emulator, kind="photometry", config=config)
+    emulator_id = read_manifest(emulator_folder(emulator, "photometry")).get("weights_sha256", str(emulator))
+    table = read_table(catalog)
+    if limit is not None:
+        table = table.iloc[:limit]
+    rubin = to_rubin_columns(
+        table, labels, flux_template=flux_columns, error_template=error_columns, units=units,
+        id_column=id_column, assume_dereddened=assume_dereddened,
+    )
+    prior = make_population_prior(config)
+    settings = FitSettings(n_walkers=n_walkers, n_burn=n_burn, n_steps=n_steps, seed=seed)
+    with _progress("fit", len(rubin), "galaxies", quiet) as advance:
+        fit_catalog(
+            rubin, config, labels, out, emulator=phot, emulator_id=emulator_id, prior=prior, hyper=prior.hyper(),
+            data_model=default_data_model(0, len(labels), error_floor=error_floor), extinction=make_extinction_table(load_bands(config.bands)),
+            settings=settings, chunk_size=chunk_size, command=_command_line(), progress=advance,
+        )
+    console.print(f"wrote {out}, {out.with_name(out.stem + '.pz.hdf5')} and {out.with_name(out.stem + '.samples.hdf5')}")
 
 
 def _print_accuracy(table: dict, title: str) -> None:

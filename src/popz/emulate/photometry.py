@@ -87,6 +87,7 @@ def new_photometry_emulator(
     magnitudes: np.ndarray | None = None,
     n_error_bins: int = 1,
     loss_units: str = "standardised",
+    band_weights: tuple[float, ...] | None = None,
 ) -> PhotometryEmulator:
     """An untrained emulator for ``config`` with standardisers fitted to a training set.
 
@@ -96,6 +97,7 @@ def new_photometry_emulator(
     ``loss_units``: ``standardised`` scales each band's output by its own spread;
     ``mag`` uses one scale for all bands, so a mean-squared loss weighs every band's
     error in magnitudes equally (the spread of u is twice that of y in lsst-default).
+    ``band_weights`` (n_bands,) multiply each band's squared error in the loss on top.
     """
     inputs = new_parameter_space(config, theta)
     n_bands = len(config.bands)
@@ -115,5 +117,9 @@ def new_photometry_emulator(
             fitted = Standardiser(fitted.shift, jnp.full_like(fitted.scale, jnp.sqrt(jnp.mean(fitted.scale**2))))
         elif loss_units != "standardised":
             raise ValueError(f"loss_units must be 'standardised' or 'mag', got {loss_units!r}")
+        if band_weights is not None:
+            # a mean-squared loss on outputs scaled by scale / sqrt(w) weighs band b's squared error by w_b
+            weights = jnp.asarray(band_weights, jnp.float32)
+            fitted = Standardiser(fitted.shift, fitted.scale / jnp.sqrt(weights))
         emulator = eqx.tree_at(lambda e: e.y_standardiser, emulator, fitted)
     return emulator

@@ -189,6 +189,7 @@ def train_photometry_emulator(
     activation: str = "gelu",
     settings: TrainingSettings = TrainingSettings(),
     loss_units: str = "standardised",
+    band_weights: tuple[float, ...] | None = None,
     validation_fraction: float = 0.05,
     init: str | Path | None = None,
     command: str = "",
@@ -203,13 +204,15 @@ def train_photometry_emulator(
     _check_architecture(hidden, activation)
     if loss_units not in ("standardised", "mag"):
         raise PopzError(f"--loss-units must be standardised or mag, got {loss_units!r}")
+    if band_weights is not None and (len(band_weights) != len(config.bands) or min(band_weights) <= 0):
+        raise PopzError(f"--band-weights needs {len(config.bands)} positive numbers (one per band), got {list(band_weights)}")
     theta, mags = read_training_set(train_path, config)
     n = theta.shape[0]
     k_split, k_init, k_fit = jax.random.split(jax.random.key(seed), 3)
     val, train = _split(k_split, n, validation_fraction, settings.batch_size, train_path)
     emulator = new_photometry_emulator(
         k_init, config, theta[train], hidden=hidden, activation=activation, magnitudes=mags[train],
-        n_error_bins=N_ERROR_BINS, loss_units=loss_units,
+        n_error_bins=N_ERROR_BINS, loss_units=loss_units, band_weights=band_weights,
     )
     initialised_from = None
     if init is not None:
@@ -237,6 +240,7 @@ def train_photometry_emulator(
         log=log,
         fingerprint=_fingerprint(
             "photometry", train_path, seed, validation_fraction, hidden=hidden, activation=activation, loss_units=loss_units,
+            band_weights=list(band_weights) if band_weights is not None else None,
             init=initialised_from["weights_sha256"] if initialised_from else None,
         ),
     )
@@ -245,6 +249,8 @@ def train_photometry_emulator(
     emulator = _error_model(emulator, theta[val, config.index("redshift")], res)
     run = _Run(config, Path(train_path), command, seed, settings, n, val.size)
     architecture = {"hidden": list(hidden), "activation": activation, "n_error_bins": N_ERROR_BINS, "loss_units": loss_units}
+    if band_weights is not None:
+        architecture["band_weights"] = list(band_weights)
     extra = {"initialised_from": initialised_from} if initialised_from else {}
     manifest = _finish(emulator, out, run, "photometry", architecture, history, res, extra)
     return emulator, manifest

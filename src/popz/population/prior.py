@@ -272,6 +272,13 @@ class PopulationPrior:
         inside = jnp.all((theta >= self.lower) & (theta <= self.upper))
         return jnp.where(inside, lp, -jnp.inf)
 
+    def log_prob_unnormalised(self, theta, hyper) -> jax.Array:
+        """ln p(theta | hyper) up to a constant that depends on hyper only, for one theta (n_parameters,).
+
+        What samplers at fixed hyperparameters need: it skips the (z, M) normaliser's quadrature.
+        """
+        return self._log_prob_one(jnp.asarray(theta), hyper, 0.0)
+
     def log_prob_redshift_mass(self, redshift, log_mass, hyper) -> jax.Array:
         """ln p(z, log M* | hyper), the normalised 2-D marginal (scalars or broadcastable arrays; no bounds check)."""
         h = self._named(hyper)
