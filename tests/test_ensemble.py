@@ -128,3 +128,13 @@ def test_autocorrelation_time_of_an_ar1_process():
         x[i] = phi * x[i - 1] + eps[i]
     tau = float(integrated_autocorr_time(jnp.asarray(x[:, :, None]))[0])
     assert abs(tau / 9.0 - 1) < 0.1, tau
+
+
+def test_rescue_moves_only_stranded_walkers_onto_good_ones():
+    logdensity = lambda x: -0.5 * jnp.sum(x**2)  # noqa: E731
+    position = jax.random.normal(jax.random.key(0), (16, 3)).at[5].set(jnp.array([30.0, 0.0, 0.0]))
+    state = ensemble.init(position, logdensity)
+    rescued = ensemble.rescue_stragglers(jax.random.key(1), state, logdensity, threshold=15.0)
+    moved = np.any(np.asarray(rescued.position) != np.asarray(state.position), axis=1)
+    assert list(np.flatnonzero(moved)) == [5]
+    assert float(rescued.log_density[5]) > -20 and np.allclose(rescued.log_density, jax.vmap(logdensity)(rescued.position))

@@ -390,25 +390,39 @@ def validate_emulator_command(
 @app.command("demo")
 def demo_command(
     out: Path = typer.Option(Path("demo_output"), help="output folder"),
-    n: int = typer.Option(300, "--n", help="galaxies drawn from the training prior"),
-    workers: int = typer.Option(2, help="simulator processes"),
-    seed: int = typer.Option(0, help="random seed"),
+    n: Optional[int] = typer.Option(None, "--n", help="fit only the first N galaxies of the sample catalog"),
+    seed: int = typer.Option(0, help="random seed of the sampler"),
     quiet: bool = typer.Option(False, "--quiet", help="no progress bar"),
 ) -> None:
-    """Simulate galaxies of lsst-default and plot their colours against redshift, with tracks."""
+    """The main job on the shipped default: fit the sample catalog with the shipped emulator, write posteriors and plots."""
+    import h5py
+    import pandas as pd
+
     from popz.config import load_model
-    from popz.demo import colour_redshift_figure
-    from popz.emulate.training_set import simulate_training_set
+    from popz.demo import corner_figure, photoz_figure, sample_catalog_path
 
     config = load_model("lsst-default")
     out.mkdir(parents=True, exist_ok=True)
-    table = out / "sims.parquet"
-    with _progress("simulate", n, "models", quiet) as advance:
-        simulate_training_set(
-            config, n, table, seed=seed, workers=workers, chunk_size=50, command=_command_line(), progress=advance
-        )
-    png = colour_redshift_figure(config, table, out / "colour_redshift.png")
-    console.print(f"wrote {table} and {png}")
+    catalog = sample_catalog_path()
+    fit_path = out / "sample_fit.parquet"
+    _run_fit(catalog, fit_path, n, seed, quiet)
+    summary = pd.read_parquet(fit_path)
+    truth = pd.read_parquet(catalog).iloc[: len(summary)]
+    photo = photoz_figure(summary, truth["true_redshift"].to_numpy(), out / "photoz.png")
+    with h5py.File(out / "sample_fit.samples.hdf5") as f:
+        samples = f["samples"][0]
+    names = list(config.parameter_names)
+    true_theta = truth[[f"true_{p}" for p in names]].to_numpy()[0]
+    corner_png = corner_figure(samples, names, true_theta, out / "corner_object0.png")
+    console.print(f"wrote {fit_path}, {photo} and {corner_png}")
+
+
+def _run_fit(catalog: Path, out: Path, n: Optional[int], seed: int, quiet: bool) -> None:
+    fit_command(
+        catalog=catalog, out=out, method="mcmc", model="lsst-default", emulator="lsst-default", bands=None,
+        flux_columns=None, error_columns=None, units="nJy", id_column=None, assume_dereddened=False, error_floor=0.02,
+        seed=seed, n_walkers=32, n_burn=1000, n_steps=1000, chunk_size=256, limit=n, quiet=quiet,
+    )  # fmt: skip
 
 
 def main() -> None:

@@ -1,4 +1,4 @@
-"""The demo figure: colours of simulated galaxies against redshift, with tracks of three galaxy types."""
+"""The demo: fit the shipped sample catalog and plot the result; and a colour-redshift figure with tracks."""
 
 from __future__ import annotations
 
@@ -9,7 +9,58 @@ import numpy as np
 from popz.config import ModelConfig
 from popz.sps.filters import band_labels
 
-__all__ = ["TRACK_TYPES", "colour_redshift_figure", "track_theta"]
+__all__ = ["TRACK_TYPES", "colour_redshift_figure", "track_theta", "sample_catalog_path", "photoz_figure", "corner_figure"]
+
+
+def sample_catalog_path() -> Path:
+    """The shipped sample catalog: a mock LSST Object table with true redshifts (how it was made: catalogs/README.md)."""
+    from importlib import resources
+
+    return Path(str(resources.files("popz") / "data" / "catalogs" / "sample_lsst.parquet"))
+
+
+def photoz_figure(summary, z_true: np.ndarray, png_path: Path) -> Path:
+    """PDF-median photo-z with 68% intervals against the true redshift; writes ``png_path``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    z = summary["z_median"].to_numpy()
+    err = np.stack([z - summary["z_q16"].to_numpy(), summary["z_q84"].to_numpy() - z])
+    dz = (z - z_true) / (1 + z_true)
+    nmad = 1.4826 * np.median(np.abs(dz - np.median(dz)))
+    fig, ax = plt.subplots(figsize=(5.5, 5.5))
+    ax.errorbar(z_true, z, yerr=err, fmt="o", ms=3, lw=0.6, alpha=0.7, color="C0", label="popz (median, 68%)")
+    top = float(max(z_true.max(), z.max()) * 1.05)
+    ax.plot([0, top], [0, top], "k-", lw=0.8)
+    for sign in (-1, 1):
+        ax.plot([0, top], [0.15 * sign, top + 0.15 * (1 + top) * sign], "k:", lw=0.6)
+    ax.set_xlim(0, top)
+    ax.set_ylim(0, top)
+    ax.set_xlabel("true redshift")
+    ax.set_ylabel("photometric redshift")
+    ax.set_title(f"{len(z)} galaxies: NMAD {nmad:.3f}, outliers {np.mean(np.abs(dz) > 0.15):.1%}", fontsize=10)
+    ax.legend(loc="upper left")
+    fig.tight_layout()
+    fig.savefig(png_path, dpi=90)
+    plt.close(fig)
+    return png_path
+
+
+def corner_figure(samples: np.ndarray, names, truth: np.ndarray | None, png_path: Path, keep=(0, 1, 2, 9)) -> Path:
+    """Corner plot of one object's posterior samples (S, D) in the parameters ``keep``; writes ``png_path``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import corner
+
+    fig = corner.corner(
+        samples[:, list(keep)], labels=[names[i] for i in keep], truths=None if truth is None else truth[list(keep)],
+        quantiles=(0.16, 0.5, 0.84), show_titles=True, plot_contours=False, plot_density=False,
+    )  # fmt: skip
+    fig.savefig(png_path, dpi=80)
+    return png_path
 
 # Illustrative galaxy types: (log SFR ratio of every adjacent bin pair, dust A_V).
 # A negative ratio means less star formation in the younger bin.

@@ -138,3 +138,24 @@ def sample(
     keys = jax.random.split(key, n_steps // thin)
     (state, acc), (chain, chain_lp) = jax.lax.scan(one, (state, jnp.zeros(state.position.shape[0])), keys)
     return state, chain, chain_lp, acc / n_steps
+
+
+def rescue_stragglers(key: jax.Array, state: EnsembleState, logdensity_fn: Callable, threshold: float) -> EnsembleState:
+    """Move walkers whose log density is more than ``threshold`` below the ensemble median onto others (burn-in only).
+
+    A walker stranded alone in a minor local maximum cannot leave it (stretch and
+    DE moves need partners nearby). Each straggler restarts at a randomly chosen
+    walker above the cut, jittered by 1% of the good walkers' spread. This breaks
+    detailed balance, so use it during burn-in, never while keeping samples.
+    """
+    lp = state.log_density
+    good = lp >= jnp.median(lp) - threshold
+    k_pick, k_jitter = jax.random.split(key)
+    # random good partner for every walker: sample indices with probability proportional to `good`
+    partner = jax.random.categorical(k_pick, jnp.where(good, 0.0, -jnp.inf), shape=lp.shape)
+    spread = jnp.sqrt(jnp.sum(jnp.where(good[:, None], (state.position - jnp.sum(jnp.where(good[:, None], state.position, 0.0), 0) / jnp.sum(good)) ** 2, 0.0), 0) / jnp.maximum(jnp.sum(good) - 1, 1))
+    moved = state.position[partner] + 0.01 * spread * jax.random.normal(k_jitter, state.position.shape)
+    position = jnp.where(good[:, None], state.position, moved)
+    moved_lp = jax.vmap(logdensity_fn)(position)
+    log_density = jnp.where(good, lp, moved_lp)
+    return EnsembleState(position, log_density)

@@ -32,12 +32,13 @@ from popz.data_model.noise import DataModelHyper, predicted_flux
 from popz.emulate.batching import chunked_vmap
 from popz.infer import ensemble
 from popz.infer.diagnostics import integrated_autocorr_time, split_rhat
-from popz.infer.likelihood import Observation, log_likelihood
+from popz.infer.likelihood import Observation, log_likelihood, log_likelihood_of_model_flux
 
 __all__ = ["FitSettings", "FitResult", "fit_batch", "FLAG_NOT_CONVERGED", "FLAG_EMULATOR_DOMAIN"]
 
 FLAG_NOT_CONVERGED = 16  # effective sample size or R-hat below the thresholds at the step cap
 FLAG_EMULATOR_DOMAIN = 32  # more than 1% of posterior samples outside the emulator's training domain
+N_RESCUES = 4  # rescues of stranded walkers during the first half of the burn-in
 
 
 class FitSettings(NamedTuple):
@@ -93,6 +94,38 @@ def _log_posterior_fn(obs: Observation, emulator, prior, hyper, data_model: Data
         return jnp.where(jnp.isfinite(lp), lp + ll, -jnp.inf)
 
     return log_posterior
+
+
+class _Reparametrisation(NamedTuple):
+    """The sampler's coordinates y: theta = loc + scale sinh(y) for heavy-tailed (Student-t prior) parameters, else y = theta.
+
+    Heavy tails slow affine-invariant ensembles down (walkers far out make huge
+    stretch proposals); asinh maps a Student-t's power-law tails to exponential ones.
+    """
+
+    heavy: jax.Array  # (D,) bool
+    loc: jax.Array  # (D,)
+    scale: jax.Array  # (D,)
+
+    def to_theta(self, y):
+        return jnp.where(self.heavy, self.loc + self.scale * jnp.sinh(y), y)
+
+    def to_y(self, theta):
+        return jnp.where(self.heavy, jnp.arcsinh((theta - self.loc) / self.scale), theta)
+
+    def log_jacobian(self, y):
+        """ln |d theta / d y|."""
+        return jnp.sum(jnp.where(self.heavy, jnp.log(self.scale) + jnp.logaddexp(y, -y) - jnp.log(2.0), 0.0))
+
+
+def make_reparametrisation(config) -> _Reparametrisation:
+    """asinh coordinates for every parameter whose training prior is a Student-t (the SFH log ratios)."""
+    from popz.config import StudentTPrior
+
+    heavy = [isinstance(p.prior, StudentTPrior) for p in config.parameters]
+    loc = [p.prior.loc if h else 0.0 for p, h in zip(config.parameters, heavy)]
+    scale = [p.prior.scale if h else 1.0 for p, h in zip(config.parameters, heavy)]
+    return _Reparametrisation(jnp.asarray(heavy), jnp.asarray(loc, jnp.float32), jnp.asarray(scale, jnp.float32))
 
 
 def _initial_walkers(key, obs: Observation, pool_theta, pool_flux, pool_log_prior, emulator, prior, hyper, data_model, extinction, n_walkers):
@@ -170,18 +203,64 @@ def _fit_compiled(prior, settings: FitSettings):
     if cache_key in _COMPILED:
         return _COMPILED[cache_key]
 
+    reparam = make_reparametrisation(prior.config)
+
     def one(k_init, k_run, obs, pool_theta, pool_flux, pool_log_prior, emulator, hyper, data_model, extinction):
-        log_post = _log_posterior_fn(obs, emulator, prior, hyper, data_model, extinction)
+        mass = emulator.inputs.mass_index
+        transmission = extinction.transmission(obs.ebv) * data_model.zero_point[obs.tract_index]
+        weight = jnp.where(obs.observed, 1.0 / obs.flux_err_nJy**2, 0.0)
+        flux_obs = jnp.where(obs.observed, obs.flux_nJy, 0.0)
+        lo, hi = prior.lower[mass], prior.upper[mass]
+
+        def split(y):
+            """theta, and the model fluxes at theta, from the sampler's coordinates y.
+
+            The mass coordinate of y is log M minus the best-fitting log M given the
+            other parameters (weighted least squares in flux, closed form), so the
+            thin curved ridge along which mass trades off against age, dust and
+            redshift becomes a straight axis; the shear has unit Jacobian.
+            """
+            theta_other = reparam.to_theta(y)
+            unit = emulator.flux_nJy(theta_other.at[mass].set(0.0))  # fluxes for 1 Msun
+            model = unit * transmission
+            amplitude = jnp.sum(weight * flux_obs * model) / jnp.maximum(jnp.sum(weight * model**2), 1e-30)
+            best = jnp.clip(jnp.log10(jnp.maximum(amplitude, 1e-30)), lo, hi)
+            log_mass = y[mass] + best
+            return theta_other.at[mass].set(log_mass), unit * 10.0**log_mass, best
+
+        def log_post(y):
+            theta, flux, _ = split(y)
+            lp = prior.log_prob_unnormalised(theta, hyper)
+            ll = log_likelihood_of_model_flux(flux, emulator.error_mag(theta), obs, hyper=data_model, extinction=extinction)
+            return jnp.where(jnp.isfinite(lp), lp + ll + reparam.log_jacobian(y), -jnp.inf)
+
+        def to_y(theta):
+            y = reparam.to_y(theta)
+            _, _, best = split(y)
+            return y.at[mass].set(theta[mass] - best)
+
+        def to_theta(y):
+            return split(y)[0]
+
         x0 = _initial_walkers(
             k_init, obs, pool_theta, pool_flux, pool_log_prior, emulator, prior, hyper, data_model, extinction, settings.n_walkers
         )
-        state = ensemble.init(x0, log_post)
+        state = ensemble.init(jax.vmap(to_y)(x0), log_post)
         k_burn, k_keep = jax.random.split(k_run)
-        state, _, _, _ = ensemble.sample(k_burn, state, log_post, settings.n_burn, thin=settings.n_burn, settings=settings.moves)
+        # first half of the burn-in in segments, each followed by a rescue of stranded walkers
+        segment = max(settings.n_burn // (2 * N_RESCUES), 1)
+        threshold = max(15.0, float(prior.config.n_parameters))
+        for r in range(N_RESCUES):
+            k_seg, k_rescue = jax.random.split(jax.random.fold_in(k_burn, r))
+            state, _, _, _ = ensemble.sample(k_seg, state, log_post, segment, thin=segment, settings=settings.moves)
+            state = ensemble.rescue_stragglers(k_rescue, state, log_post, threshold)
+        rest = settings.n_burn - N_RESCUES * segment
+        state, _, _, _ = ensemble.sample(jax.random.fold_in(k_burn, N_RESCUES), state, log_post, rest, thin=rest, settings=settings.moves)
         _, chain, chain_lp, acc = ensemble.sample(k_keep, state, log_post, settings.n_steps, thin=settings.thin, settings=settings.moves)
         tau = integrated_autocorr_time(chain)
         rhat = split_rhat(chain)
-        flat = chain.reshape(-1, chain.shape[-1])
+        flat = jax.vmap(to_theta)(chain.reshape(-1, chain.shape[-1]))
+        chain_lp = chain_lp - jax.vmap(jax.vmap(reparam.log_jacobian))(chain)
         domain = jnp.mean(jax.vmap(emulator.domain_flags)(flat) > 0)
         return flat, chain_lp.reshape(-1), tau, rhat, jnp.mean(acc), domain
 

@@ -17,7 +17,7 @@ from jax.scipy.special import gammaln
 from popz.data_model.extinction import ExtinctionTable
 from popz.data_model.noise import DataModelHyper, flux_variance, predicted_flux
 
-__all__ = ["Observation", "log_likelihood"]
+__all__ = ["Observation", "log_likelihood", "log_likelihood_of_model_flux"]
 
 
 class Observation(NamedTuple):
@@ -51,12 +51,18 @@ def log_likelihood(
     theta : (n_parameters,) in the model's order; ``emulator`` is a photometric
     emulator in the same bands as ``obs``. ``dof`` None: Gaussian; else Student-t.
     """
-    model = emulator.flux_nJy(theta)
-    predicted = predicted_flux(model, obs.tract_index, extinction.transmission(obs.ebv), hyper)
+    return log_likelihood_of_model_flux(
+        emulator.flux_nJy(theta), emulator.error_mag(theta), obs, hyper=hyper, extinction=extinction, dof=dof
+    )
+
+
+def log_likelihood_of_model_flux(model_flux_nJy, emulator_error_mag, obs: Observation, *, hyper: DataModelHyper, extinction: ExtinctionTable, dof=None):
+    """:func:`log_likelihood` given the noiseless model fluxes (n_bands,) in nJy and the emulator error (n_bands,) in mag."""
+    predicted = predicted_flux(model_flux_nJy, obs.tract_index, extinction.transmission(obs.ebv), hyper)
     # neutral values where a band is not observed, so NaNs there cannot reach the gradient
     flux = jnp.where(obs.observed, obs.flux_nJy, predicted)
     err = jnp.where(obs.observed, obs.flux_err_nJy, 1.0)
-    variance = flux_variance(err, predicted, hyper, emulator.error_mag(theta))
+    variance = flux_variance(err, predicted, hyper, emulator_error_mag)
     z2 = (flux - predicted) ** 2 / variance
     if dof is None:
         per_band = -0.5 * (z2 + jnp.log(2.0 * jnp.pi * variance))
