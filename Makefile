@@ -28,6 +28,10 @@ bench: install
 	$(BIN)/python benchmarks/bench_simulator.py --n 400 --workers 1,2
 	$(BIN)/python benchmarks/simulator_accuracy.py --n 40
 	$(BIN)/python benchmarks/bench_emulator.py --batch 100000
+	$(BIN)/python benchmarks/mock_realism.py --n 100000
+	$(BIN)/python benchmarks/bench_fit.py --galaxies 256 --steps 2000
+	$(BIN)/python benchmarks/sbc_mock.py --n 500 --n-burn 2000 --n-steps 2000
+	$(BIN)/python benchmarks/photoz_dc2.py --n 1000
 
 clean:
 	rm -rf $(VENV) demo_output .pytest_cache
