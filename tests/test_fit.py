@@ -1,7 +1,6 @@
 """popz fit: batched MCMC on mock galaxies, posterior products, catalog formats, resume."""
 
 import h5py
-import jax
 import numpy as np
 import pandas as pd
 import pytest

@@ -311,7 +311,7 @@ def fit_command(
     from popz.infer.fit import FitSettings
     from popz.io.catalog import read_table, to_rubin_columns
     from popz.population import make_population_prior
-    from popz.posterior.catalog_fit import fit_catalog
+    from popz.posterior.catalog_fit import fit_catalog, output_paths
     from popz.sps.filters import band_labels, load_bands
 
     if method != "mcmc":
@@ -340,7 +340,8 @@ def fit_command(
             data_model=default_data_model(0, len(labels), error_floor=error_floor), extinction=make_extinction_table(load_bands(config.bands)),
             settings=settings, chunk_size=chunk_size, command=_command_line(), progress=advance,
         )
-    console.print(f"wrote {out}, {out.with_name(out.stem + '.pz.hdf5')} and {out.with_name(out.stem + '.samples.hdf5')}")
+    table_path, pz_path, samples_path = output_paths(out)
+    console.print(f"wrote {table_path}, {pz_path} and {samples_path}")
 
 
 def _print_accuracy(table: dict, title: str) -> None:
@@ -400,29 +401,24 @@ def demo_command(
 
     from popz.config import load_model
     from popz.demo import corner_figure, photoz_figure, sample_catalog_path
+    from popz.posterior.catalog_fit import output_paths
 
     config = load_model("lsst-default")
     out.mkdir(parents=True, exist_ok=True)
     catalog = sample_catalog_path()
-    fit_path = out / "sample_fit.parquet"
-    _run_fit(catalog, fit_path, n, seed, quiet)
+    fit_path, _, samples_path = output_paths(out / "sample_fit.parquet")
+    # through the fit command's own parser, so the demo runs with exactly its defaults
+    args = ["fit", str(catalog), "--out", str(fit_path), "--seed", str(seed)]
+    app(args + (["--limit", str(n)] if n else []) + (["--quiet"] if quiet else []), standalone_mode=False)
     summary = pd.read_parquet(fit_path)
     truth = pd.read_parquet(catalog).iloc[: len(summary)]
     photo = photoz_figure(summary, truth["true_redshift"].to_numpy(), out / "photoz.png")
-    with h5py.File(out / "sample_fit.samples.hdf5") as f:
+    with h5py.File(samples_path) as f:
         samples = f["samples"][0]
     names = list(config.parameter_names)
     true_theta = truth[[f"true_{p}" for p in names]].to_numpy()[0]
     corner_png = corner_figure(samples, names, true_theta, out / "corner_object0.png")
     console.print(f"wrote {fit_path}, {photo} and {corner_png}")
-
-
-def _run_fit(catalog: Path, out: Path, n: Optional[int], seed: int, quiet: bool) -> None:
-    fit_command(
-        catalog=catalog, out=out, method="mcmc", model="lsst-default", emulator="lsst-default", bands=None,
-        flux_columns=None, error_columns=None, units="nJy", id_column=None, assume_dereddened=False, error_floor=0.02,
-        seed=seed, n_walkers=32, n_burn=1000, n_steps=1000, chunk_size=256, limit=n, quiet=quiet,
-    )  # fmt: skip
 
 
 def main() -> None:

@@ -18,12 +18,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
-import equinox as eqx
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from popz.config import ModelConfig
+from popz.emulate.batching import batched_apply
 from popz.errors import PopzError
 from popz.sps.filters import band_labels
 from popz.sps.photometry import AB_ZERO_POINT_NJY
@@ -148,7 +147,7 @@ def make_mock(
         if tuple(emulator.band_names) != tuple(config.bands):
             raise PopzError(f"the emulator's bands {emulator.band_names} are not the model's {config.bands}")
         def magnitudes(theta):
-            return np.asarray(_emulated_magnitudes(emulator, theta), np.float64)
+            return np.asarray(batched_apply(emulator.magnitudes, theta), np.float64)
 
     key = jax.random.key(settings.seed)
     k_zero_points, k_chunks = jax.random.split(key)
@@ -234,18 +233,6 @@ def make_mock(
 def _band_extinction(extinction, ebv):
     """A_b in mag, shape (n, n_bands), for E(B-V) of shape (n,)."""
     return jax.vmap(extinction)(ebv)
-
-
-def _emulated_magnitudes(emulator, theta):
-    """Noiseless magnitudes (n, n_bands) of theta (n, n_parameters); compiled once per emulator structure and n."""
-    return _emulated_magnitudes_jit(emulator, jnp.asarray(theta))
-
-
-@eqx.filter_jit
-def _emulated_magnitudes_jit(emulator, theta):
-    from popz.emulate.batching import chunked_vmap
-
-    return chunked_vmap(emulator.magnitudes)(theta)
 
 
 def _photerr_bands(labels: tuple[str, ...]) -> list[str]:

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from typing import Callable
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 
-__all__ = ["chunked_vmap", "DEFAULT_CHUNK_SIZE"]
+__all__ = ["chunked_vmap", "batched_apply", "DEFAULT_CHUNK_SIZE"]
 
 DEFAULT_CHUNK_SIZE = 2048
 
@@ -43,3 +44,14 @@ def chunked_vmap(fn: Callable, chunk_size: int = DEFAULT_CHUNK_SIZE) -> Callable
         return jax.tree_util.tree_map(lambda a: a.reshape((n_chunks * chunk_size,) + a.shape[2:])[:n], out)
 
     return apply
+
+
+@eqx.filter_jit
+def batched_apply(fn: Callable, x):
+    """``chunked_vmap(fn)(x)``, compiled once per function structure and shape of x.
+
+    ``fn`` may be a bound method of an equinox module (``emulator.magnitudes``):
+    its arrays are traced, so a new emulator object of the same architecture
+    reuses the compiled code instead of compiling again.
+    """
+    return chunked_vmap(fn)(x)

@@ -148,10 +148,9 @@ def read_training_set(path: str | Path, config: ModelConfig) -> tuple[np.ndarray
 
 def residuals(emulator: PhotometryEmulator, theta: np.ndarray, mags: np.ndarray, batch: int = 16384) -> np.ndarray:
     """Emulated minus simulated magnitudes, shape (n, n_bands)."""
-    from popz.emulate.batching import chunked_vmap
+    from popz.emulate.batching import batched_apply
 
-    predict = jax.jit(chunked_vmap(emulator.magnitudes))
-    out = [np.asarray(predict(jnp.asarray(theta[i : i + batch]))) for i in range(0, len(theta), batch)]
+    out = [np.asarray(batched_apply(emulator.magnitudes, jnp.asarray(theta[i : i + batch]))) for i in range(0, len(theta), batch)]
     return np.concatenate(out) - mags
 
 

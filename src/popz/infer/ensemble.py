@@ -153,7 +153,10 @@ def rescue_stragglers(key: jax.Array, state: EnsembleState, logdensity_fn: Calla
     k_pick, k_jitter = jax.random.split(key)
     # random good partner for every walker: sample indices with probability proportional to `good`
     partner = jax.random.categorical(k_pick, jnp.where(good, 0.0, -jnp.inf), shape=lp.shape)
-    spread = jnp.sqrt(jnp.sum(jnp.where(good[:, None], (state.position - jnp.sum(jnp.where(good[:, None], state.position, 0.0), 0) / jnp.sum(good)) ** 2, 0.0), 0) / jnp.maximum(jnp.sum(good) - 1, 1))
+    n_good = jnp.sum(good)
+    mean = jnp.sum(jnp.where(good[:, None], state.position, 0.0), axis=0) / n_good
+    squares = jnp.where(good[:, None], (state.position - mean) ** 2, 0.0)
+    spread = jnp.sqrt(jnp.sum(squares, axis=0) / jnp.maximum(n_good - 1, 1))
     moved = state.position[partner] + 0.01 * spread * jax.random.normal(k_jitter, state.position.shape)
     position = jnp.where(good[:, None], state.position, moved)
     moved_lp = jax.vmap(logdensity_fn)(position)

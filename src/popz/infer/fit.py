@@ -29,10 +29,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from popz.data_model.noise import DataModelHyper, predicted_flux
-from popz.emulate.batching import chunked_vmap
+from popz.emulate.batching import batched_apply
 from popz.infer import ensemble
 from popz.infer.diagnostics import integrated_autocorr_time, split_rhat
-from popz.infer.likelihood import Observation, log_likelihood, log_likelihood_of_model_flux
+from popz.infer.likelihood import Observation, log_likelihood_of_model_flux
 
 __all__ = ["FitSettings", "FitResult", "fit_batch", "FLAG_NOT_CONVERGED", "FLAG_EMULATOR_DOMAIN"]
 
@@ -87,15 +87,6 @@ class FitResult(NamedTuple):
     flags: np.ndarray
 
 
-def _log_posterior_fn(obs: Observation, emulator, prior, hyper, data_model: DataModelHyper, extinction):
-    def log_posterior(theta):
-        lp = prior.log_prob_unnormalised(theta, hyper)
-        ll = log_likelihood(theta, obs, emulator=emulator, hyper=data_model, extinction=extinction)
-        return jnp.where(jnp.isfinite(lp), lp + ll, -jnp.inf)
-
-    return log_posterior
-
-
 class _Reparametrisation(NamedTuple):
     """The sampler's coordinates y: theta = loc + scale sinh(y) for heavy-tailed (Student-t prior) parameters, else y = theta.
 
@@ -128,12 +119,23 @@ def make_reparametrisation(config) -> _Reparametrisation:
     return _Reparametrisation(jnp.asarray(heavy), jnp.asarray(loc, jnp.float32), jnp.asarray(scale, jnp.float32))
 
 
+def _best_amplitude(model_flux, obs: Observation):
+    """Weighted least-squares factor on ``model_flux`` (..., n_bands) that best matches the observed fluxes (...).
+
+    Fluxes are linear in stellar mass, so this is the best-fitting mass ratio;
+    weights are the catalog's inverse variances, unobserved bands weigh 0.
+    """
+    weight = jnp.where(obs.observed, 1.0 / obs.flux_err_nJy**2, 0.0)
+    flux = jnp.where(obs.observed, obs.flux_nJy, 0.0)
+    return jnp.sum(weight * flux * model_flux, axis=-1) / jnp.maximum(jnp.sum(weight * model_flux**2, axis=-1), 1e-30)
+
+
 def _initial_walkers(key, obs: Observation, pool_theta, pool_flux, pool_log_prior, emulator, prior, hyper, data_model, extinction, n_walkers):
     """Walker positions (W, D) for one galaxy from the shared pool (see the module docstring)."""
     mass_index = emulator.inputs.mass_index
     model = predicted_flux(pool_flux, obs.tract_index, extinction.transmission(obs.ebv), data_model)  # (P, B)
+    amplitude = _best_amplitude(model, obs)
     weight = jnp.where(obs.observed, 1.0 / obs.flux_err_nJy**2, 0.0)
-    amplitude = jnp.sum(weight * obs.flux_nJy * model, axis=1) / jnp.maximum(jnp.sum(weight * model**2, axis=1), 1e-30)
     lo, hi = prior.lower[mass_index], prior.upper[mass_index]
     log_mass = jnp.clip(pool_theta[:, mass_index] + jnp.log10(jnp.maximum(amplitude, 1e-30)), lo, hi)
     scale = 10.0 ** (log_mass - pool_theta[:, mass_index])
@@ -169,15 +171,15 @@ def fit_batch(
     catalog processed in batches is reproducible batch by batch.
     """
     key = jax.random.fold_in(jax.random.key(settings.seed), batch_index)
-    k_pool, k_init, k_run = jax.random.split(key, 3)
+    _, k_init, k_run = jax.random.split(key, 3)  # three-way split kept so that seeds give the streams they always gave
     pool_key = jax.random.key(settings.seed)  # the pool is the same for every batch
     pool_theta = prior.sample(jax.random.fold_in(pool_key, 2**20), settings.n_pool, hyper)
-    pool_flux = jax.jit(chunked_vmap(emulator.flux_nJy))(pool_theta)
+    pool_flux = batched_apply(emulator.flux_nJy, pool_theta)
     pool_log_prior = jax.vmap(lambda t: prior.log_prob_unnormalised(t, hyper))(pool_theta)
     n = observations.flux_nJy.shape[0]
-    result = _fit_jit(
+    result = _fit_compiled(prior, settings)(
         jax.random.split(k_init, n), jax.random.split(k_run, n), observations, pool_theta, pool_flux, pool_log_prior,
-        emulator, prior, hyper, data_model, extinction, settings,
+        emulator, hyper, data_model, extinction,
     )  # fmt: skip
     samples, log_post, tau, rhat, acceptance, domain = (np.asarray(a) for a in result)
     n_kept = settings.n_steps // settings.thin
@@ -188,18 +190,16 @@ def fit_batch(
     return FitResult(samples, log_post, tau * settings.thin, rhat, ess, acceptance, flags)
 
 
-def _fit_jit(init_keys, run_keys, observations, pool_theta, pool_flux, pool_log_prior, emulator, prior, hyper, data_model, extinction, settings):
-    return _fit_compiled(prior, settings)(
-        init_keys, run_keys, observations, pool_theta, pool_flux, pool_log_prior, emulator, hyper, data_model, extinction
-    )
-
-
 _COMPILED: dict = {}
 
 
 def _fit_compiled(prior, settings: FitSettings):
-    """The jitted batch fit for one prior object and settings (cached: compiled once per batch shape)."""
-    cache_key = (id(prior), settings)
+    """The jitted batch fit for one prior object and settings (cached: compiled once per batch shape).
+
+    Keyed on the prior object itself, not its id: the cache keeps it alive, so
+    an id can never be reused by another prior while its entry exists.
+    """
+    cache_key = (prior, settings)
     if cache_key in _COMPILED:
         return _COMPILED[cache_key]
 
@@ -207,9 +207,7 @@ def _fit_compiled(prior, settings: FitSettings):
 
     def one(k_init, k_run, obs, pool_theta, pool_flux, pool_log_prior, emulator, hyper, data_model, extinction):
         mass = emulator.inputs.mass_index
-        transmission = extinction.transmission(obs.ebv) * data_model.zero_point[obs.tract_index]
-        weight = jnp.where(obs.observed, 1.0 / obs.flux_err_nJy**2, 0.0)
-        flux_obs = jnp.where(obs.observed, obs.flux_nJy, 0.0)
+        calibration = predicted_flux(1.0, obs.tract_index, extinction.transmission(obs.ebv), data_model)  # (B,)
         lo, hi = prior.lower[mass], prior.upper[mass]
 
         def split(y):
@@ -222,8 +220,7 @@ def _fit_compiled(prior, settings: FitSettings):
             """
             theta_other = reparam.to_theta(y)
             unit = emulator.flux_nJy(theta_other.at[mass].set(0.0))  # fluxes for 1 Msun
-            model = unit * transmission
-            amplitude = jnp.sum(weight * flux_obs * model) / jnp.maximum(jnp.sum(weight * model**2), 1e-30)
+            amplitude = _best_amplitude(unit * calibration, obs)
             best = jnp.clip(jnp.log10(jnp.maximum(amplitude, 1e-30)), lo, hi)
             log_mass = y[mass] + best
             return theta_other.at[mass].set(log_mass), unit * 10.0**log_mass, best

@@ -32,7 +32,13 @@ from popz.io.atomic import atomic_path
 from popz.io.catalog import observations_from_table
 from popz.posterior.summaries import DEFAULT_Z_GRID, summarize
 
-__all__ = ["fit_catalog"]
+__all__ = ["fit_catalog", "output_paths"]
+
+
+def output_paths(out) -> tuple[Path, Path, Path]:
+    """The three products of ``--out OUT.parquet``: OUT.parquet, OUT.pz.hdf5, OUT.samples.hdf5."""
+    out = Path(out)
+    return out, out.with_name(out.stem + ".pz.hdf5"), out.with_name(out.stem + ".samples.hdf5")
 
 
 def _fingerprint(table, band_labels, settings: FitSettings, emulator_id: str, model_hash: str, chunk_size: int, n_keep: int) -> dict:
@@ -130,18 +136,17 @@ def _write_outputs(summary, pdf, samples, out: Path, z_grid, parameter_names, me
     import pyarrow.parquet as pq
     import qp
 
+    out, pz, samples_path = output_paths(out)
     table = pa.Table.from_pandas(summary, preserve_index=False)
     table = table.replace_schema_metadata({b"popz": json.dumps(metadata).encode()})
     with atomic_path(out) as tmp:
         pq.write_table(table, tmp)
     ensemble = qp.Ensemble(qp.interp, data=dict(xvals=z_grid, yvals=pdf))
     ensemble.set_ancil(dict(objectId=summary["objectId"].to_numpy()))
-    pz = out.with_name(out.stem + ".pz.hdf5")
     with atomic_path(pz) as tmp:
         qp_tmp = tmp.with_name(tmp.name + ".hdf5")  # qp picks the format from the suffix
         ensemble.write_to(str(qp_tmp))
         qp_tmp.replace(tmp)
-    samples_path = out.with_name(out.stem + ".samples.hdf5")
     with atomic_path(samples_path) as tmp:
         with h5py.File(tmp, "w") as f:
             f["samples"] = samples
