@@ -85,7 +85,7 @@ def test_fit_cli_writes_products_and_resumes(mock, tmp_path):
 
     catalog = write_mock(mock, tmp_path / "mock.parquet")
     out = tmp_path / "fit.parquet"
-    args = ["fit", str(catalog), "--out", str(out), "--n-walkers", "16", "--n-burn", "100", "--n-steps", "100", "--chunk-size", "8", "--limit", "16", "--quiet"]
+    args = ["fit", str(catalog), "--out", str(out), "--method", "mcmc", "--n-walkers", "16", "--n-burn", "100", "--n-steps", "100", "--chunk-size", "8", "--limit", "16", "--quiet"]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     summary = pd.read_parquet(out)
@@ -133,4 +133,30 @@ def test_fit_cli_rejects_bands_the_emulator_lacks(mock, tmp_path):
 
     catalog = write_mock(mock, tmp_path / "mock.parquet")
     result = CliRunner().invoke(app, ["fit", str(catalog), "--out", str(tmp_path / "o.parquet"), "--bands", "u,g", "--quiet"])
-    assert isinstance(result.exception, PopzError) and "spectrum emulator" in str(result.exception)
+    assert isinstance(result.exception, PopzError) and "--filters" in str(result.exception)
+
+
+def test_fit_cli_new_bands_through_the_spectrum_emulator(sdss_filter_dir, tmp_path):
+    """SDSS magnitudes with their filter curves, as a new user runs it: MCMC through the spectrum emulator, no training."""
+    from typer.testing import CliRunner
+
+    from popz.cli import app
+
+    data = pd.read_parquet(sdss_filter_dir.parent / "sdss_mgs.parquet")
+    rows = data[data["split"] == "test"].iloc[:8]
+    catalog = tmp_path / "sdss.csv"
+    rows.to_csv(catalog, index=False)
+    filters = ",".join(str(sdss_filter_dir / f"sdss_{b}.dat") for b in "ugriz")
+    out = tmp_path / "sdss_fit.parquet"
+    args = ["fit", str(catalog), "--out", str(out), "--method", "mcmc", "--bands", "u,g,r,i,z", "--filters", filters,
+            "--flux-columns", "mag_{band}", "--error-columns", "magerr_{band}", "--units", "mag", "--assume-dereddened",
+            "--n-walkers", "16", "--n-burn", "200", "--n-steps", "100", "--quiet"]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    summary = pd.read_parquet(out)
+    assert list(summary["objectId"]) == list(rows["id"])
+    # bright z < 0.3 galaxies: the redshift lands near the spectroscopic one for most
+    dz = np.abs(summary["z_median"].to_numpy() - rows["z_spec"].to_numpy()) / (1 + rows["z_spec"].to_numpy())
+    assert np.median(dz) < 0.1, dz
+    result = CliRunner().invoke(app, args[:4] + ["--method", "npe"] + args[6:])
+    assert isinstance(result.exception, PopzError) and "mcmc" in str(result.exception)

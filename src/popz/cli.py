@@ -218,6 +218,48 @@ def train_emulator_command(
     console.print(f"wrote {out}")
 
 
+@app.command("train-posterior")
+def train_posterior_command(
+    model: str = typer.Option("lsst-default", help="shipped model name or YAML path"),
+    emulator: str = typer.Option("lsst-default", help="photometric emulator: shipped name or folder"),
+    out: Path = typer.Option(..., help="output folder (weights + manifest; pool cache and checkpoint while training)"),
+    seed: int = typer.Option(0, help="seed of the JAX key (pool, batches, initialisation)"),
+    steps: int = typer.Option(40_000, help="optimisation steps"),
+    batch_size: int = typer.Option(512),
+    learning_rate: float = typer.Option(1e-3),
+    pool_size: int = typer.Option(1_000_000, help="prior draws (inside the pre-cut) that the batches are drawn from"),
+    error_floor: float = typer.Option(0.02, help="fractional error floor of the likelihood (as `popz fit --error-floor`)"),
+    flow_layers: int = typer.Option(8),
+    nn_width: int = typer.Option(64),
+    max_minutes: Optional[float] = typer.Option(None, help="stop (resumably) after this many minutes"),
+    quiet: bool = typer.Option(False, "--quiet", help="no progress log"),
+) -> None:
+    """Train the amortized posterior (conditional normalizing flow) on simulated galaxies; rerunning resumes."""
+    from popz.config import load_model
+    from popz.emulate.files import emulator_folder, load, read_manifest
+    from popz.infer.amortized import Architecture
+    from popz.infer.amortized_train import NPETrainSettings, train_posterior_flow
+    from popz.population import make_population_prior
+
+    config = load_model(model)
+    phot = load(emulator, kind="photometry", config=config)
+    emulator_id = read_manifest(emulator_folder(emulator, "photometry")).get("weights_sha256", str(emulator))
+    settings = NPETrainSettings(
+        n_steps=steps, batch_size=batch_size, learning_rate=learning_rate, pool_size=pool_size, seed=seed, error_floor=error_floor
+    )
+    manifest = train_posterior_flow(
+        config, phot, make_population_prior(config), out, settings=settings,
+        architecture=Architecture(flow_layers=flow_layers, nn_width=nn_width), max_minutes=max_minutes,
+        command=_command_line(), emulator_id=emulator_id,
+        log=(lambda s: None) if quiet else (lambda s: console.print(s, highlight=False)),
+    )  # fmt: skip
+    if manifest is None:
+        console.print(f"stopped at the time budget; rerun to resume ({out})")
+        return
+    last = manifest["training"]["history"][-1]
+    console.print(f"held-out loss {last['heldout'][0]:.3f}; input-density threshold {manifest['ood_threshold']:.2f}; wrote {out}")
+
+
 def _float_pair(text: str, option: str) -> tuple[float, float]:
     try:
         lo, hi = (float(x) for x in text.split(","))
@@ -286,10 +328,19 @@ def mock_command(
 def fit_command(
     catalog: Path = typer.Argument(..., help="Parquet, CSV, FITS or HDF5 catalog (Rubin and RAIL layouts recognised)"),
     out: Path = typer.Option(..., help="output Parquet (summaries); OUT.pz.hdf5 and OUT.samples.hdf5 beside it"),
-    method: str = typer.Option("mcmc", help="mcmc (batched ensemble sampler)"),
+    method: str = typer.Option(
+        "npe", help="npe (amortized flow: fast), npe+is (flow draws importance-weighted by the likelihood) or mcmc (ensemble sampler: accurate)"
+    ),
+    posterior: str = typer.Option("lsst-default", help="posterior flow for npe: shipped name or folder"),
+    fallback: str = typer.Option("none", help="npe+is: mcmc refits galaxies whose effective sample size is too low; none flags them"),
+    storage: str = typer.Option("full", help="full (p(z) on the grid, 100 draws) or compact (<= 200 floats per object)"),
+    n_draws: int = typer.Option(100, help="npe: posterior draws per galaxy"),
     model: str = typer.Option("lsst-default", help="shipped model name or YAML path"),
     emulator: str = typer.Option("lsst-default", help="photometric emulator: shipped name or folder"),
     bands: Optional[str] = typer.Option(None, help="comma-separated band labels of the catalog (default: the model's)"),
+    filters: Optional[list[str]] = typer.Option(
+        None, help="filter curve files (Angstrom, throughput), one per --bands label in order: comma-separated or repeated"
+    ),
     flux_columns: Optional[str] = typer.Option(None, help="flux column template with {band}, e.g. 'mag_{band}'"),
     error_columns: Optional[str] = typer.Option(None, help="error column template with {band}"),
     units: str = typer.Option("nJy", help="nJy, uJy or mag (AB)"),
@@ -300,11 +351,11 @@ def fit_command(
     n_walkers: int = typer.Option(32),
     n_burn: int = typer.Option(1000),
     n_steps: int = typer.Option(1000),
-    chunk_size: int = typer.Option(256, help="galaxies per resumable chunk"),
+    chunk_size: Optional[int] = typer.Option(None, help="galaxies per resumable chunk (default 256 for mcmc, 4096 for npe)"),
     limit: Optional[int] = typer.Option(None, help="fit only the first N rows"),
     quiet: bool = typer.Option(False, "--quiet", help="no progress bar"),
 ) -> None:
-    """Per-object posteriors (redshift and every SPS parameter) by batched ensemble MCMC; a killed run resumes."""
+    """Per-object posteriors (redshift and every SPS parameter): amortized flow or batched ensemble MCMC; a killed run resumes."""
     from popz.config import load_model
     from popz.data_model import default_data_model, make_extinction_table
     from popz.emulate.files import load, read_manifest, emulator_folder
@@ -314,17 +365,34 @@ def fit_command(
     from popz.posterior.catalog_fit import fit_catalog, output_paths
     from popz.sps.filters import band_labels, load_bands
 
-    if method != "mcmc":
-        raise PopzError(f"--method {method!r}: only mcmc is available")
+    if method not in ("mcmc", "npe", "npe+is"):
+        raise PopzError(f"--method must be mcmc, npe or npe+is, got {method!r}")
+    if fallback not in ("none", "mcmc"):
+        raise PopzError(f"--fallback must be none or mcmc, got {fallback!r}")
     config = load_model(model)
     labels = tuple(bands.split(",")) if bands else band_labels(config.bands)
-    if labels != band_labels(config.bands):
-        raise PopzError(
-            f"--bands {','.join(labels)}: the photometric emulator has {','.join(band_labels(config.bands))}; "
-            "other bands need the spectrum emulator, not available to `fit` yet"
-        )
-    phot = load(emulator, kind="photometry", config=config)
-    emulator_id = read_manifest(emulator_folder(emulator, "photometry")).get("weights_sha256", str(emulator))
+    curves = [f for item in (filters or []) for f in item.split(",") if f]
+    if curves and len(curves) != len(labels):
+        raise PopzError(f"--filters gives {len(curves)} curve(s) for {len(labels)} band(s) in --bands: give one per band, in order")
+    if labels == band_labels(config.bands) and not curves:
+        band_passes = load_bands(config.bands)
+        phot = load(emulator, kind="photometry", config=config)
+        emulator_id = read_manifest(emulator_folder(emulator, "photometry")).get("weights_sha256", str(emulator))
+    else:
+        # other bands: the spectrum emulator integrated through the given curves, no training
+        from popz.emulate.bands import DEFAULT_ERROR_MAG, band_photometry
+
+        if not curves:
+            raise PopzError(
+                f"--bands {','.join(labels)} are not the model's ({','.join(band_labels(config.bands))}): "
+                "give their filter curves with --filters (one file per band, in order)"
+            )
+        if method != "mcmc":
+            raise PopzError(f"--method {method}: the posterior flow knows only the model's bands; use --method mcmc for other bands")
+        band_passes = load_bands(curves)
+        phot = band_photometry(load(emulator, kind="spectrum", config=config), band_passes, DEFAULT_ERROR_MAG)
+        spectrum_id = read_manifest(emulator_folder(emulator, "spectrum")).get("weights_sha256", str(emulator))
+        emulator_id = f"{spectrum_id}+" + "+".join(b.provenance for b in band_passes)
     table = read_table(catalog)
     if limit is not None:
         table = table.iloc[:limit]
@@ -333,12 +401,42 @@ def fit_command(
         id_column=id_column, assume_dereddened=assume_dereddened,
     )
     prior = make_population_prior(config)
-    settings = FitSettings(n_walkers=n_walkers, n_burn=n_burn, n_steps=n_steps, seed=seed)
+    hyper = prior.hyper()
+    data_model = default_data_model(0, len(labels), error_floor=error_floor)
+    extinction = make_extinction_table(band_passes)
+    mcmc_settings = FitSettings(n_walkers=n_walkers, n_burn=n_burn, n_steps=n_steps, seed=seed)
+    settings, fitter = mcmc_settings, None
+    chunk_size = chunk_size or (256 if method == "mcmc" else 4096)
+    if method != "mcmc":
+        from popz.infer.amortized_files import load_posterior, posterior_folder
+        from popz.infer.amortized_fit import NPESettings, npe_batch, with_mcmc_fallback
+        from popz.infer.fit import fit_batch
+
+        flow = load_posterior(posterior, config=config)
+        trained_floor = read_manifest(posterior_folder(posterior))["training"]["settings"]["error_floor"]
+        if trained_floor != error_floor:
+            console.print(f"[yellow]note: the posterior flow was trained with an error floor of {trained_floor}, not {error_floor}[/]")
+        settings = NPESettings(n_draws=n_draws, importance=method == "npe+is", seed=seed)
+        emulator_id = f"{emulator_id}+{read_manifest(posterior_folder(posterior))['weights_sha256']}+fallback-{fallback}"
+
+        def fitter(observations, k):
+            result = npe_batch(
+                observations, flow=flow, emulator=phot, prior=prior, hyper=hyper, data_model=data_model,
+                extinction=extinction, settings=settings, batch_index=k,
+            )  # fmt: skip
+            if fallback == "mcmc":
+                refit = lambda obs: fit_batch(  # noqa: E731
+                    obs, emulator=phot, prior=prior, hyper=hyper, data_model=data_model, extinction=extinction,
+                    settings=mcmc_settings, batch_index=k,
+                )  # fmt: skip
+                result = with_mcmc_fallback(result, observations, refit)
+            return result
+
     with _progress("fit", len(rubin), "galaxies", quiet) as advance:
         fit_catalog(
-            rubin, config, labels, out, emulator=phot, emulator_id=emulator_id, prior=prior, hyper=prior.hyper(),
-            data_model=default_data_model(0, len(labels), error_floor=error_floor), extinction=make_extinction_table(load_bands(config.bands)),
-            settings=settings, chunk_size=chunk_size, command=_command_line(), progress=advance,
+            rubin, config, labels, out, emulator=phot, emulator_id=emulator_id, prior=prior, hyper=hyper,
+            data_model=data_model, extinction=extinction, settings=settings, fitter=fitter, storage=storage,
+            chunk_size=chunk_size, command=_command_line(), progress=advance,
         )
     table_path, pz_path, samples_path = output_paths(out)
     console.print(f"wrote {table_path}, {pz_path} and {samples_path}")
@@ -393,9 +491,10 @@ def demo_command(
     out: Path = typer.Option(Path("demo_output"), help="output folder"),
     n: Optional[int] = typer.Option(None, "--n", help="fit only the first N galaxies of the sample catalog"),
     seed: int = typer.Option(0, help="random seed of the sampler"),
+    method: str = typer.Option("npe", help="npe, npe+is or mcmc (as `popz fit`)"),
     quiet: bool = typer.Option(False, "--quiet", help="no progress bar"),
 ) -> None:
-    """The main job on the shipped default: fit the sample catalog with the shipped emulator, write posteriors and plots."""
+    """The main job on the shipped default: fit the sample catalog with the shipped models, write posteriors and plots."""
     import h5py
     import pandas as pd
 
@@ -408,7 +507,7 @@ def demo_command(
     catalog = sample_catalog_path()
     fit_path, _, samples_path = output_paths(out / "sample_fit.parquet")
     # through the fit command's own parser, so the demo runs with exactly its defaults
-    args = ["fit", str(catalog), "--out", str(fit_path), "--seed", str(seed)]
+    args = ["fit", str(catalog), "--out", str(fit_path), "--seed", str(seed), "--method", method]
     app(args + (["--limit", str(n)] if n else []) + (["--quiet"] if quiet else []), standalone_mode=False)
     summary = pd.read_parquet(fit_path)
     truth = pd.read_parquet(catalog).iloc[: len(summary)]

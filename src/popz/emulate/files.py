@@ -115,11 +115,7 @@ def load(name_or_folder: str | Path = "lsst-default", *, kind: str | None = None
                 f"{folder} was trained for model {model.name!r} (hash {model.hash[:12]}), not for {config.name!r} "
                 f"(hash {config.hash[:12]}): retrain it for this model"
             )
-        weights = folder / WEIGHTS
-        if not weights.is_file():
-            raise EmulatorFileError(f"{folder}: {WEIGHTS} is missing")
-        if sha256_file(weights) != manifest["weights_sha256"]:
-            raise EmulatorFileError(f"{weights} is corrupted: its SHA-256 differs from the manifest's")
+        weights = checked_weights(folder, manifest)
         _check_band_files(folder, manifest)
         skeleton = _skeleton(manifest, model)
     except (KeyError, TypeError, ValueError) as err:
@@ -128,6 +124,16 @@ def load(name_or_folder: str | Path = "lsst-default", *, kind: str | None = None
         return eqx.tree_deserialise_leaves(weights, skeleton)
     except Exception as err:  # noqa: BLE001 - any failure here means an unreadable file
         raise EmulatorFileError(f"{weights} cannot be read with its manifest's architecture ({err})") from None
+
+
+def checked_weights(folder: Path, manifest: dict) -> Path:
+    """The weights file of ``folder``, present and with the SHA-256 its manifest records (else EmulatorFileError)."""
+    weights = folder / WEIGHTS
+    if not weights.is_file():
+        raise EmulatorFileError(f"{folder}: {WEIGHTS} is missing")
+    if sha256_file(weights) != manifest["weights_sha256"]:
+        raise EmulatorFileError(f"{weights} is corrupted: its SHA-256 differs from the manifest's")
+    return weights
 
 
 def _check_band_files(folder: Path, manifest: dict) -> None:

@@ -86,6 +86,10 @@ class FitResult(NamedTuple):
     acceptance: np.ndarray
     flags: np.ndarray
 
+    def diagnostics(self) -> dict:
+        """Per-galaxy columns of the output table."""
+        return {"ess": self.ess, "rhat_max": self.rhat.max(axis=1), "acceptance": self.acceptance}
+
 
 class _Reparametrisation(NamedTuple):
     """The sampler's coordinates y: theta = loc + scale sinh(y) for heavy-tailed (Student-t prior) parameters, else y = theta.

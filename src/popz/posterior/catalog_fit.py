@@ -6,10 +6,16 @@ Outputs, for ``--out OUT.parquet``:
   summaries of every parameter (:func:`popz.posterior.summaries.summarize`),
   ``flags`` (bitmask: :mod:`popz.io.catalog` input flags | :mod:`popz.infer.fit` flags)
   and sampler diagnostics (``ess``, ``rhat_max``, ``acceptance``);
-- ``OUT.pz.hdf5``: p(z) of every object as a qp ``interp`` ensemble (RAIL-readable),
-  with ``objectId`` as ancillary data;
+- ``OUT.pz.hdf5``: p(z) of every object as a qp ensemble (RAIL-readable), with
+  ``objectId`` as ancillary data: ``interp`` on the redshift grid
+  (``storage="full"``) or ``quant`` at :data:`popz.posterior.compact.PZ_QUANTILE_LEVELS`
+  (``storage="compact"``);
 - ``OUT.samples.hdf5``: ``samples`` (n, n_keep, D) float32 posterior draws
-  (thinned to ``n_keep`` per object), ``objectId``, and the parameter names.
+  (``n_keep`` per object; :data:`~popz.posterior.compact.N_COMPACT_SAMPLES`
+  when compact), ``objectId``, and the parameter names.
+
+The sampler is the MCMC of :mod:`popz.infer.fit` unless ``fitter`` is given
+(the amortized path: :mod:`popz.infer.amortized_fit`).
 
 Chunks are written atomically to ``OUT.parts/`` as they finish; a rerun with
 the same inputs and settings skips the finished ones (a rerun with others is
@@ -41,7 +47,7 @@ def output_paths(out) -> tuple[Path, Path, Path]:
     return out, out.with_name(out.stem + ".pz.hdf5"), out.with_name(out.stem + ".samples.hdf5")
 
 
-def _fingerprint(table, band_labels, settings: FitSettings, emulator_id: str, model_hash: str, chunk_size: int, n_keep: int) -> dict:
+def _fingerprint(table, band_labels, settings, emulator_id: str, model_hash: str, chunk_size: int, n_keep: int) -> dict:
     digest = hashlib.sha256()
     for column in ["objectId", "ebv"] + [c for c in table.columns if c.endswith("_cModelFlux") or c.endswith("_cModelFluxErr")]:
         digest.update(np.ascontiguousarray(table[column].to_numpy(np.float64)).tobytes())
@@ -69,7 +75,9 @@ def fit_catalog(
     hyper,
     data_model,
     extinction,
-    settings: FitSettings = FitSettings(),
+    settings=FitSettings(),
+    fitter: Callable | None = None,
+    storage: str = "full",
     chunk_size: int = 256,
     n_keep: int = 100,
     known_tracts=(),
@@ -77,13 +85,31 @@ def fit_catalog(
     command: str = "",
     progress: Callable[[int], None] | None = None,
 ) -> Path:
-    """Fit every row of ``table`` (Rubin columns, see :func:`popz.io.catalog.to_rubin_columns`); return OUT's path."""
+    """Fit every row of ``table`` (Rubin columns, see :func:`popz.io.catalog.to_rubin_columns`); return OUT's path.
+
+    ``settings``: the sampler's settings (a NamedTuple; part of the run's fingerprint).
+    ``fitter(observations, batch_index) -> FitResult``: the amortized path; None for MCMC.
+    ``storage``: ``full`` or ``compact`` (see the module docstring).
+    """
     import pandas as pd
+
+    from popz.posterior.compact import N_COMPACT_SAMPLES, redshift_quantiles
+
+    if storage not in ("full", "compact"):
+        raise PopzError(f"storage must be full or compact, got {storage!r}")
+    if storage == "compact":
+        n_keep = N_COMPACT_SAMPLES
+    if fitter is None:
+        def fitter(observations, batch_index):
+            return fit_batch(
+                observations, emulator=emulator, prior=prior, hyper=hyper, data_model=data_model,
+                extinction=extinction, settings=settings, batch_index=batch_index,
+            )  # fmt: skip
 
     out = Path(out)
     parts = out.with_name(out.name + ".parts")
     parts.mkdir(parents=True, exist_ok=True)
-    fingerprint = _fingerprint(table, band_labels, settings, emulator_id, config.hash, chunk_size, n_keep)
+    fingerprint = {**_fingerprint(table, band_labels, settings, emulator_id, config.hash, chunk_size, n_keep), "storage": storage}
     run_file = parts / "run.json"
     if run_file.exists():
         if json.loads(run_file.read_text()) != fingerprint:
@@ -101,18 +127,17 @@ def fit_catalog(
                 progress(len(rows))
             continue
         data = observations_from_table(rows, band_labels, known_tracts)
-        result = fit_batch(
-            data.observations, emulator=emulator, prior=prior, hyper=hyper, data_model=data_model,
-            extinction=extinction, settings=settings, batch_index=k,
-        )  # fmt: skip
+        result = fitter(data.observations, k)
         columns, pdf = summarize(result.samples, config.parameter_names, z_grid)
+        if storage == "compact":
+            pdf = redshift_quantiles(result.samples[:, :, config.parameter_names.index("redshift")])
         pick = np.linspace(0, result.samples.shape[1] - 1, n_keep).astype(int)
         with atomic_path(path) as tmp:
             with open(tmp, "wb") as f:
                 np.savez(
-                    f, objectId=data.object_id, flags=data.flags | result.flags, ess=result.ess,
-                    rhat_max=result.rhat.max(axis=1), acceptance=result.acceptance, pdf=pdf.astype(np.float32),
+                    f, objectId=data.object_id, flags=data.flags | result.flags, pdf=pdf.astype(np.float32),
                     samples=result.samples[:, pick].astype(np.float32), **{f"col_{c}": v for c, v in columns.items()},
+                    **{f"diag_{c}": v for c, v in result.diagnostics().items()},
                 )  # fmt: skip
         if progress:
             progress(len(rows))
@@ -123,14 +148,17 @@ def fit_catalog(
     for key in chunks[0].files:
         if key.startswith("col_"):
             frame[key[4:]] = cat(key)
-    frame.update(flags=cat("flags").astype(np.int32), ess=cat("ess"), rhat_max=cat("rhat_max"), acceptance=cat("acceptance"))
+    frame["flags"] = cat("flags").astype(np.int32)
+    for key in chunks[0].files:
+        if key.startswith("diag_"):
+            frame[key[5:]] = cat(key)
     summary = pd.DataFrame(frame)
-    _write_outputs(summary, cat("pdf"), cat("samples"), out, z_grid, config.parameter_names, {**fingerprint, "command": command})
+    _write_outputs(summary, cat("pdf"), cat("samples"), out, z_grid, config.parameter_names, {**fingerprint, "command": command}, storage)
     shutil.rmtree(parts)
     return out
 
 
-def _write_outputs(summary, pdf, samples, out: Path, z_grid, parameter_names, metadata: dict) -> None:
+def _write_outputs(summary, pdf, samples, out: Path, z_grid, parameter_names, metadata: dict, storage: str = "full") -> None:
     import h5py
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -141,7 +169,12 @@ def _write_outputs(summary, pdf, samples, out: Path, z_grid, parameter_names, me
     table = table.replace_schema_metadata({b"popz": json.dumps(metadata).encode()})
     with atomic_path(out) as tmp:
         pq.write_table(table, tmp)
-    ensemble = qp.Ensemble(qp.interp, data=dict(xvals=z_grid, yvals=pdf))
+    if storage == "compact":
+        from popz.posterior.compact import PZ_QUANTILE_LEVELS
+
+        ensemble = qp.Ensemble(qp.quant, data=dict(quants=PZ_QUANTILE_LEVELS, locs=pdf))
+    else:
+        ensemble = qp.Ensemble(qp.interp, data=dict(xvals=z_grid, yvals=pdf))
     ensemble.set_ancil(dict(objectId=summary["objectId"].to_numpy()))
     with atomic_path(pz) as tmp:
         qp_tmp = tmp.with_name(tmp.name + ".hdf5")  # qp picks the format from the suffix
