@@ -61,7 +61,6 @@ def main() -> None:
     from popz.io.catalog import read_table, to_rubin_columns
     from popz.population import make_population_prior
     from popz.posterior.catalog_fit import fit_catalog, output_paths
-    from popz.posterior.compact import quantile_cdf
     from popz.sps.filters import load_bands
 
     path = dc2_validation()["path"]
@@ -99,7 +98,8 @@ def main() -> None:
             summary = pd.read_parquet(out)
             ens = qp.read(str(output_paths(out)[1]))
             locs = ens.objdata["locs"]
-            cdf = np.array([quantile_cdf(q, np.array([t]))[0] for q, t in zip(locs, z)])
+            levels = np.ravel(ens.metadata["quants"])  # qp adds the 0 and 1 quantiles to ours
+            cdf = np.array([np.interp(t, q, levels) for q, t in zip(locs, z)])
             bytes_per = sum(p.stat().st_size for p in output_paths(out)) / len(z)
             m = score(z, summary, cdf)
             rows.append((method, len(z), m, speeds[method], bytes_per))

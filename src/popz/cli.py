@@ -232,6 +232,7 @@ def train_posterior_command(
     flow_layers: int = typer.Option(8),
     nn_width: int = typer.Option(64),
     max_minutes: Optional[float] = typer.Option(None, help="stop (resumably) after this many minutes"),
+    init: Optional[str] = typer.Option(None, help="fine-tune this posterior flow (shipped name or folder; same architecture)"),
     quiet: bool = typer.Option(False, "--quiet", help="no progress log"),
 ) -> None:
     """Train the amortized posterior (conditional normalizing flow) on simulated galaxies; rerunning resumes."""
@@ -247,8 +248,14 @@ def train_posterior_command(
     settings = NPETrainSettings(
         n_steps=steps, batch_size=batch_size, learning_rate=learning_rate, pool_size=pool_size, seed=seed, error_floor=error_floor
     )
+    start, extra = None, {}
+    if init is not None:
+        from popz.infer.amortized_files import load_posterior, posterior_folder
+
+        start = load_posterior(init, config=config)
+        extra = {"initialised_from": {"posterior": str(init), "weights_sha256": read_manifest(posterior_folder(init))["weights_sha256"]}}
     manifest = train_posterior_flow(
-        config, phot, make_population_prior(config), out, settings=settings,
+        config, phot, make_population_prior(config), out, settings=settings, init=start, extra_manifest=extra,
         architecture=Architecture(flow_layers=flow_layers, nn_width=nn_width), max_minutes=max_minutes,
         command=_command_line(), emulator_id=emulator_id,
         log=(lambda s: None) if quiet else (lambda s: console.print(s, highlight=False)),
@@ -256,6 +263,7 @@ def train_posterior_command(
     if manifest is None:
         console.print(f"stopped at the time budget; rerun to resume ({out})")
         return
+
     last = manifest["training"]["history"][-1]
     console.print(f"held-out loss {last['heldout'][0]:.3f}; input-density threshold {manifest['ood_threshold']:.2f}; wrote {out}")
 

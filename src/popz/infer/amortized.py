@@ -148,13 +148,23 @@ class PosteriorFlow(eqx.Module):
         """The flow's condition (embed_dim,) for one galaxy."""
         return self.embed(self.standard_features(obs))
 
-    def sample_and_log_prob(self, key, obs: Observation, n: int):
-        """n draws theta (n, D) from q(theta | obs) and ln q(theta | obs) (n,) in theta's units."""
+    def sample_and_log_prob(self, key, obs: Observation, n: int, scale: float = 1.0):
+        """n draws theta (n, D) and their ln density (n,) in theta's units.
+
+        ``scale`` 1: draws from q(theta | obs). ``scale`` > 1: from q broadened by
+        drawing the flow's base variable with that standard deviation (heavier
+        tails, a safer importance-sampling proposal); the density returned is
+        that of the broadened proposal.
+        """
         flow = paramax.unwrap(self.flow)
         cond = self.condition(obs)
-        u, log_q_u = flow.sample_and_log_prob(key, (n,), condition=cond)
+        # the base distribution is itself a trained affine map of a standard normal
+        eps = scale * jax.random.normal(key, (n, self.lower.shape[0]))
+        z, log_det_base = jax.vmap(flow.base_dist.bijection.transform_and_log_det)(eps)
+        u, log_det = jax.vmap(lambda v: flow.bijection.transform_and_log_det(v, cond))(z)
+        log_eps = jnp.sum(jax.scipy.stats.norm.logpdf(eps, scale=scale), axis=-1)
         theta, log_jac = self.to_theta(u)
-        return theta, log_q_u - log_jac
+        return theta, log_eps - log_det_base - log_det - log_jac
 
     def log_prob(self, theta, obs: Observation):
         """ln q(theta | obs) for theta (..., D) of one galaxy."""

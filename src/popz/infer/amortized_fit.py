@@ -48,6 +48,7 @@ class NPESettings(NamedTuple):
     n_draws : int            draws kept per galaxy (S)
     importance : bool        npe+is: weight proposals by prior x likelihood / q
     n_proposals : int        proposals per galaxy for npe+is (M)
+    proposal_scale : float   npe+is: the flow's base variable is drawn with this standard deviation (> 1: heavier tails)
     min_ess : float          npe+is: effective sample size below which a galaxy is flagged
     n_check : int            draws whose chi^2 tests the fit (npe)
     min_p_value : float      FLAG_POOR_FIT below this chi^2 p-value
@@ -57,6 +58,7 @@ class NPESettings(NamedTuple):
     n_draws: int = 100
     importance: bool = False
     n_proposals: int = 1000
+    proposal_scale: float = 1.25
     min_ess: float = 50.0
     n_check: int = 16
     min_p_value: float = 1e-3
@@ -119,7 +121,7 @@ def _compiled(settings: NPESettings):
     def one(key, obs, flow, emulator, prior, hyper, data_model, extinction):
         k_draw, k_resample = jax.random.split(key)
         m = settings.n_proposals if settings.importance else settings.n_draws
-        theta, log_q = flow.sample_and_log_prob(k_draw, obs, m)
+        theta, log_q = flow.sample_and_log_prob(k_draw, obs, m, settings.proposal_scale if settings.importance else 1.0)
 
         def log_target(t):
             lp = prior.log_prob_unnormalised(t, hyper)

@@ -96,22 +96,48 @@ class TrainingPool(NamedTuple):
 
 
 class NoiseModel(NamedTuple):
-    """photerr's LSST noise at 10 years: m5 (B,) 5-sigma depths, gamma (B,)."""
+    """photerr's LSST noise: single-visit 5-sigma depths m5 (B,), gamma (B,), visits at 10 years (B,), systematic NSR."""
 
     m5: jax.Array
     gamma: jax.Array
+    n_visits: jax.Array
+    sigma_sys: float
 
 
 def lsst_depths(band_labels) -> NoiseModel:
-    """10-year coadded 5-sigma depths and gamma of photerr's LsstErrorModel for LSST band labels."""
+    """photerr LsstErrorModel's noise parameters at 10 years for LSST band labels."""
     from photerr import LsstErrorModel
 
     model = LsstErrorModel(nYrObs=10.0)
-    m5 = model.getLimitingMags(nSigma=5, coadded=True)
-    missing = [b for b in band_labels if b not in m5]
+    known = ("u", "g", "r", "i", "z", "y")
+    missing = [b for b in band_labels if b not in known]
     if missing:
         raise PopzError(f"photerr's LSST error model has no band(s) {', '.join(missing)}")
-    return NoiseModel(jnp.asarray([m5[b] for b in band_labels], jnp.float32), jnp.asarray([model.params.gamma[b] for b in band_labels], jnp.float32))
+    f32 = lambda x: jnp.asarray(x, jnp.float32)  # noqa: E731
+    return NoiseModel(
+        f32(model._m5_stack(list(band_labels))),
+        f32([model.params.gamma[b] for b in band_labels]),
+        f32([model.params.nVisYr[b] * 10.0 for b in band_labels]),
+        float(model.params.sigmaSys),
+    )
+
+
+def coadd_m5(noise: NoiseModel):
+    """The 10-year coadded 5-sigma depths (B,), mag: where photerr's NSR is 0.2."""
+    # solve ((0.04 - g) x + g x^2) / N + sys^2 = 0.04 for x = 10^(0.4 (m - m5))
+    g, n = noise.gamma, noise.n_visits
+    c = (0.04 - noise.sigma_sys**2) * n
+    x = (-(0.04 - g) + jnp.sqrt((0.04 - g) ** 2 + 4.0 * g * c)) / (2.0 * g)
+    return noise.m5 + 2.5 * jnp.log10(x)
+
+
+def photerr_variance(flux, f5, noise: NoiseModel):
+    """photerr's flux variance (nJy^2) at flux (nJy, its absolute value used) for single-visit 5-sigma fluxes f5.
+
+    sigma_f^2 = ((0.04 - gamma) f5 |f| + gamma f5^2) / N_visits + (sigma_sys f)^2.
+    """
+    f = jnp.abs(flux)
+    return ((0.04 - noise.gamma) * f5 * f + noise.gamma * f5**2) / noise.n_visits + (noise.sigma_sys * f) ** 2
 
 
 def build_pool(key, prior, emulator, n: int, cut_index: int, mag_limit: float, chunk: int = 200_000, log: Callable = print) -> TrainingPool:
@@ -149,11 +175,10 @@ def simulate_batch(key, pool: TrainingPool, index, extinction, noise: NoiseModel
     lo, hi = settings.depth_offset_range
     m5 = noise.m5 + jax.random.uniform(k_off, (n, 1), minval=lo, maxval=hi) + settings.depth_band_scatter * jax.random.normal(k_band, (n, b))
     f5 = 10.0 ** (-0.4 * (m5 - AB_MAG_OF_ONE_NJY))
-    # photerr: sigma_mag^2 = (0.04 - gamma) x + gamma x^2 with x = f5 / f; in flux, times (f / 1.0857)^2
-    reported_var = ((0.04 - noise.gamma) * f5 * true_flux + noise.gamma * f5**2) * _MAG_TO_FRACTION**2
-    reported = jnp.sqrt(reported_var)
-    total_var = reported_var + (settings.error_floor * true_flux) ** 2 + (_MAG_TO_FRACTION * emu * true_flux) ** 2
+    total_var = photerr_variance(true_flux, f5, noise) + (settings.error_floor * true_flux) ** 2 + (_MAG_TO_FRACTION * emu * true_flux) ** 2
     flux = true_flux + jnp.sqrt(total_var) * jax.random.normal(k_noise, (n, b))
+    # reported errors as photerr reports them: re-estimated from the observed flux (decorrelated), as catalogs do
+    reported = jnp.sqrt(photerr_variance(flux, f5, noise))
     observed = jax.random.uniform(k_mask, (n, b)) >= settings.mask_probability
     observed = observed.at[:, cut_index].set(True)
     cut_flux = 10.0 ** (-0.4 * (settings.cut_mag - AB_MAG_OF_ONE_NJY))
@@ -195,12 +220,16 @@ def train_posterior_flow(
     max_minutes: float | None = None,
     command: str = "",
     emulator_id: str = "",
+    init: PosteriorFlow | None = None,
+    extra_manifest: dict | None = None,
     log: Callable[[str], None] = print,
 ) -> dict | None:
     """Train (or resume) the posterior flow into folder ``out``; return its manifest, or None when stopped by ``max_minutes``.
 
     ``out`` holds the pool cache and checkpoint while training; at the end the
     flow and its manifest (:func:`popz.infer.amortized_files.save_posterior`).
+    ``init``: a trained flow of the same architecture to start from (fine-tuning);
+    its standardisations are kept.
     """
     from popz.data_model.extinction import make_extinction_table
     from popz.emulate.files import sha256_file
@@ -243,7 +272,7 @@ def train_posterior_flow(
     upper = np.array([p.bounds[1] for p in config.parameters], np.float32)
     p = np.clip((np.asarray(theta_s)[sel_s] - lower) / (upper - lower), 1e-6, 1 - 1e-6)
     logit = np.log(p) - np.log1p(-p)
-    s_b = 10.0 ** (-0.4 * (np.asarray(noise.m5) - AB_MAG_OF_ONE_NJY)) / 5.0
+    s_b = 10.0 ** (-0.4 * (np.asarray(coadd_m5(noise)) - AB_MAG_OF_ONE_NJY)) / 5.0
     feats = np.asarray(jax.vmap(lambda o: features(o, jnp.asarray(s_b, jnp.float32)))(obs_s))[sel_s]
     f_loc, f_scale = feats.mean(axis=0), np.maximum(feats.std(axis=0), 1e-3)
     model = new_posterior_flow(
@@ -253,6 +282,8 @@ def train_posterior_flow(
         cut_snr=settings.cut_snr, ebv_max=settings.ebv_max, architecture=architecture,
     )  # fmt: skip
 
+    if init is not None:
+        model = init
     schedule = optax.warmup_cosine_decay_schedule(0.0, settings.learning_rate, min(500, settings.n_steps // 10), settings.n_steps, settings.learning_rate * 0.02)
     optimizer = optax.chain(optax.clip_by_global_norm(5.0), optax.adam(schedule))
     params, static = _partition(model)
@@ -331,11 +362,12 @@ def train_posterior_flow(
             "heldout_size": int(sel_h.sum()),
             "steps": settings.n_steps,
             "history": history,
-            "lsst_m5_10yr": np.asarray(noise.m5).tolist(),
+            "lsst_m5_10yr": np.asarray(coadd_m5(noise)).tolist(),
             "minutes": minutes_before + (time.time() - started) / 60,
         },
         "ood_threshold": threshold,
         "ood_false_positive_target": 0.01,
+        **(extra_manifest or {}),
     }
     save_posterior(model, out, manifest)
     (out / CHECKPOINT).unlink(missing_ok=True)
