@@ -32,6 +32,10 @@ bench: install
 	$(BIN)/python benchmarks/bench_fit.py --galaxies 256 --steps 2000
 	$(BIN)/python benchmarks/sbc_mock.py --n 500 --n-burn 2000 --n-steps 2000
 	$(BIN)/python benchmarks/photoz_dc2.py --n 1000
+	$(BIN)/python benchmarks/npe_calibration.py --n 2000 --n-mcmc 300
+	$(BIN)/python benchmarks/npe_storage.py --n 2000
+	$(BIN)/python benchmarks/bench_npe.py --n 16384
+	$(BIN)/python benchmarks/photoz_dc2_paths.py --mcmc-n 1000
 
 clean:
 	rm -rf $(VENV) demo_output .pytest_cache

@@ -165,6 +165,8 @@ def _write_outputs(summary, pdf, samples, out: Path, z_grid, parameter_names, me
     import qp
 
     out, pz, samples_path = output_paths(out)
+    if storage == "compact":  # float32 summaries: 7 significant digits, far below any posterior width
+        summary = summary.astype({c: np.float32 for c in summary.columns if summary[c].dtype == np.float64})
     table = pa.Table.from_pandas(summary, preserve_index=False)
     table = table.replace_schema_metadata({b"popz": json.dumps(metadata).encode()})
     with atomic_path(out) as tmp:
@@ -179,9 +181,31 @@ def _write_outputs(summary, pdf, samples, out: Path, z_grid, parameter_names, me
     with atomic_path(pz) as tmp:
         qp_tmp = tmp.with_name(tmp.name + ".hdf5")  # qp picks the format from the suffix
         ensemble.write_to(str(qp_tmp))
-        qp_tmp.replace(tmp)
+        if storage == "compact":
+            _copy_as_float32(qp_tmp, tmp)
+            qp_tmp.unlink()
+        else:
+            qp_tmp.replace(tmp)
     with atomic_path(samples_path) as tmp:
         with h5py.File(tmp, "w") as f:
             f["samples"] = samples
             f["objectId"] = summary["objectId"].to_numpy()
             f.attrs["parameters"] = json.dumps(list(parameter_names))
+
+
+def _copy_as_float32(source: Path, target: Path) -> None:
+    """Copy a qp HDF5 file with its float64 data arrays stored as float32 (qp writes float64; it reads either)."""
+    import h5py
+
+    with h5py.File(source, "r") as src, h5py.File(target, "w") as dst:
+        for key, value in src.attrs.items():
+            dst.attrs[key] = value
+        for name in src:
+            if name != "data":
+                src.copy(src[name], dst, name=name)
+                continue
+            group = dst.create_group("data")
+            for key, value in src["data"].attrs.items():
+                group.attrs[key] = value
+            for key, data in src["data"].items():
+                group.create_dataset(key, data=data[:].astype(np.float32) if data.dtype == np.float64 else data[:])
