@@ -130,10 +130,13 @@ def _compiled(settings: NPESettings):
 
         if settings.importance:
             log_p, log_l = jax.vmap(log_target)(theta)
-            log_w = jnp.where(jnp.isfinite(log_p), log_p - log_q, -jnp.inf)
+            log_w = jnp.where(jnp.isfinite(log_p) & jnp.isfinite(log_q), log_p - log_q, -jnp.inf)
+            usable = jnp.isfinite(jnp.max(log_w))
+            # no proposal with a finite weight: keep q's draws (equal weights) and report ESS 0 (flagged)
+            log_w = jnp.where(usable, log_w, 0.0)
             w = jnp.exp(log_w - jnp.max(log_w))
             w = w / jnp.sum(w)
-            ess = 1.0 / jnp.sum(w**2)
+            ess = jnp.where(usable, 1.0 / jnp.sum(w**2), 0.0)
             # systematic resampling to n_draws equally weighted draws
             u = (jax.random.uniform(k_resample) + jnp.arange(settings.n_draws)) / settings.n_draws
             pick = jnp.clip(jnp.searchsorted(jnp.cumsum(w), u), 0, m - 1)
