@@ -120,6 +120,11 @@ def load(name_or_folder: str | Path = "lsst-default", *, kind: str | None = None
         skeleton = _skeleton(manifest, model)
     except (KeyError, TypeError, ValueError) as err:
         raise EmulatorFileError(f"{folder / MANIFEST} is incomplete or malformed ({type(err).__name__}: {err})") from None
+    return deserialise_weights(weights, skeleton)
+
+
+def deserialise_weights(weights: Path, skeleton):
+    """The module in ``weights`` read into ``skeleton``'s structure (EmulatorFileError when it does not fit)."""
     try:
         return eqx.tree_deserialise_leaves(weights, skeleton)
     except Exception as err:  # noqa: BLE001 - any failure here means an unreadable file

@@ -11,12 +11,11 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
-import equinox as eqx
 import jax
 import numpy as np
 
 from popz.config import ModelConfig
-from popz.emulate.files import MANIFEST, EmulatorFileError, checked_weights, read_manifest, save_emulator
+from popz.emulate.files import MANIFEST, EmulatorFileError, checked_weights, deserialise_weights, read_manifest, save_emulator
 from popz.infer.amortized import Architecture, PosteriorFlow, new_posterior_flow
 
 __all__ = ["save_posterior", "load_posterior", "posterior_folder"]
@@ -64,7 +63,4 @@ def load_posterior(name_or_folder: str | Path = "lsst-default", *, config: Model
         )  # fmt: skip
     except (KeyError, TypeError, ValueError) as err:
         raise EmulatorFileError(f"{folder / MANIFEST} is incomplete or malformed ({type(err).__name__}: {err})") from None
-    try:
-        return eqx.tree_deserialise_leaves(weights, skeleton)
-    except Exception as err:  # noqa: BLE001 - any failure here means an unreadable file
-        raise EmulatorFileError(f"{weights} cannot be read with its manifest's architecture ({err})") from None
+    return deserialise_weights(weights, skeleton)
