@@ -29,7 +29,15 @@ def machine() -> str:
         mem = f", {kb / 2**20:.0f} GiB RAM"
     except (OSError, AttributeError):
         pass
-    return f"{cpu}, {os.cpu_count()} cores{mem}, {platform.system()} {platform.machine()}, Python {platform.python_version()}"
+    accelerator = ""
+    if "jax" in sys.modules:
+        device = sys.modules["jax"].devices()[0]
+        if device.platform != "cpu":
+            accelerator = f", {device.device_kind} ({device.platform})"
+    return (
+        f"{cpu}, {os.cpu_count()} cores{mem}{accelerator}, {platform.system()} {platform.machine()}, "
+        f"Python {platform.python_version()}"
+    )
 
 
 def write_section(name: str, body: str) -> None:

@@ -23,6 +23,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=16384)
     parser.add_argument("--draws", type=int, default=100)
+    parser.add_argument("--chunk", type=int, default=4096, help="galaxies per batch (fit_catalog's chunk_size)")
     args = parser.parse_args()
 
     import jax
@@ -52,8 +53,8 @@ def main() -> None:
             def fitter(obs, k, settings=settings):
                 return npe_batch(obs, flow=flow, settings=settings, batch_index=k, **common)
 
-            kwargs = dict(emulator_id="bench", settings=settings, fitter=fitter, storage="compact", chunk_size=4096, **common)
-            fit_catalog(rubin.iloc[:4096], config, tuple("ugrizy"), Path(tmp) / f"warm{method}.parquet", **kwargs)
+            kwargs = dict(emulator_id="bench", settings=settings, fitter=fitter, storage="compact", chunk_size=args.chunk, **common)
+            fit_catalog(rubin.iloc[: args.chunk], config, tuple("ugrizy"), Path(tmp) / f"warm{method}.parquet", **kwargs)
             out = Path(tmp) / f"{method}.parquet"
             start = time.perf_counter()
             fit_catalog(rubin, config, tuple("ugrizy"), out, **kwargs)
@@ -62,7 +63,8 @@ def main() -> None:
             rows.append(f"| {method} | {len(rubin)} | {args.draws} | {len(rubin) / seconds:.0f} | {1e3 * seconds / len(rubin):.2f} | {nbytes:.0f} |")
             print(rows[-1])
     body = [
-        f"JAX {jax.__version__} on `{jax.default_backend()}`; cosmoDC2 validation rows, compact storage, chunks of 4096, "
+        f"JAX {jax.__version__} on `{jax.devices()[0].device_kind}` ({jax.default_backend()}); cosmoDC2 validation rows, "
+        f"compact storage, chunks of {args.chunk}, "
         "after a warm-up run (compilation excluded). npe+is: 1000 proposals per galaxy through the emulator.",
         "",
         "| method | galaxies | draws per galaxy | galaxies/s | ms per galaxy (all cores) | bytes/object |",

@@ -26,11 +26,20 @@ HERE = Path(__file__).parent
 
 
 def dc2_validation() -> dict:
-    """cosmoDC2 validation set from the installed pz-rail-base: redshift and ugrizy magnitudes (99 = undetected)."""
-    import h5py
-    import rail
+    """cosmoDC2 validation set from the installed pz-rail-base: redshift and ugrizy magnitudes (99 = undetected).
 
-    path = Path(list(rail.__path__)[0]) / "examples_data" / "testdata" / "test_dc2_validation_9816.hdf5"
+    ``POPZ_DC2_VALIDATION`` names the file instead, where pz-rail-base is not installed (a GPU machine).
+    """
+    import os
+
+    import h5py
+
+    if os.environ.get("POPZ_DC2_VALIDATION"):
+        path = Path(os.environ["POPZ_DC2_VALIDATION"])
+    else:
+        import rail
+
+        path = Path(list(rail.__path__)[0]) / "examples_data" / "testdata" / "test_dc2_validation_9816.hdf5"
     with h5py.File(path) as f:
         g = f["photometry"]
         return {"redshift": g["redshift"][:], **{b: g[f"mag_{b}_lsst"][:] for b in "ugrizy"}, "path": str(path)}

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Fill .gpu/ (ignored by git) with what benchmarks/gpu.sh needs on a lent GPU machine that has JAX, equinox and
+# CUDA but not popz's other dependencies: wheels for its Python 3.12, dust_extinction's sources and the cosmoDC2
+# validation file. Run here, from the repository root, after `make install`.
+set -euo pipefail
+grep -qx '/.gpu/' .git/info/exclude || echo /.gpu/ >> .git/info/exclude
+mkdir -p .gpu/whl .gpu/extra
+platforms=""
+for p in manylinux_2_28_x86_64 manylinux_2_27_x86_64 manylinux_2_24_x86_64 manylinux_2_17_x86_64 manylinux2014_x86_64 manylinux1_x86_64 any; do
+  platforms="$platforms --platform $p"
+done
+.venv/bin/python -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp $platforms -d .gpu/whl \
+  astropy pyerfa astropy-iers-data pydantic pydantic_core annotated-types typing-inspection flowjax paramax \
+  qp-prob tables-io Deprecated speclite numexpr photerr
+site=$(.venv/bin/python -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")
+cp -r "$site/dust_extinction" .gpu/extra/   # pure Python, not on the wheel mirror
+cp "$site/rail/examples_data/testdata/test_dc2_validation_9816.hdf5" .gpu/
+du -sh .gpu
