@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Optional
 
+import numpy as np
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeRemainingColumn
@@ -355,6 +356,9 @@ def fit_command(
     id_column: Optional[str] = typer.Option(None, help="id column (default objectId or id)"),
     assume_dereddened: bool = typer.Option(False, "--assume-dereddened", help="no ebv column: fluxes are corrected already"),
     error_floor: float = typer.Option(0.02, help="fractional error added in quadrature to every band (model mismatch)"),
+    hyper_folder: Optional[Path] = typer.Option(
+        None, "--hyper", help="a popz calibrate folder: its zero-points, error floors (instead of --error-floor) and population hyperparameters"
+    ),
     seed: int = typer.Option(0),
     n_walkers: int = typer.Option(32),
     n_burn: int = typer.Option(1000),
@@ -411,6 +415,17 @@ def fit_command(
     prior = make_population_prior(config)
     hyper = prior.hyper()
     data_model = default_data_model(0, len(labels), error_floor=error_floor)
+    known_tracts = ()
+    if hyper_folder is not None:
+        from popz.infer.hierarchical_files import calibration_data_model, read_calibration
+
+        calibration = read_calibration(hyper_folder, band_labels=labels, prior=prior)
+        hyper = prior.hyper(**calibration.hyper)
+        data_model, known_tracts = calibration_data_model(calibration), tuple(calibration.tracts)
+        if "tract" not in rubin.columns:  # as popz calibrate does: the whole catalog is tract 0
+            rubin = rubin.assign(tract=0)
+        error_floor = float(np.max(calibration.error_floors))
+        emulator_id = f"{emulator_id}+hyper-{calibration.digest[:16]}"
     extinction = make_extinction_table(band_passes)
     mcmc_settings = FitSettings(n_walkers=n_walkers, n_burn=n_burn, n_steps=n_steps, seed=seed)
     settings, fitter = mcmc_settings, None
@@ -422,7 +437,7 @@ def fit_command(
 
         flow = load_posterior(posterior, config=config)
         trained_floor = read_manifest(posterior_folder(posterior))["training"]["settings"]["error_floor"]
-        if trained_floor != error_floor:
+        if trained_floor != error_floor and hyper_folder is None:
             console.print(f"[yellow]note: the posterior flow was trained with an error floor of {trained_floor}, not {error_floor}[/]")
         settings = NPESettings(n_draws=n_draws, importance=method == "npe+is", seed=seed)
         emulator_id = f"{emulator_id}+{read_manifest(posterior_folder(posterior))['weights_sha256']}+fallback-{fallback}"
@@ -444,10 +459,265 @@ def fit_command(
         fit_catalog(
             rubin, config, labels, out, emulator=phot, emulator_id=emulator_id, prior=prior, hyper=hyper,
             data_model=data_model, extinction=extinction, settings=settings, fitter=fitter, storage=storage,
-            chunk_size=chunk_size, command=_command_line(), progress=advance,
+            chunk_size=chunk_size, known_tracts=known_tracts, command=_command_line(), progress=advance,
         )
     table_path, pz_path, samples_path = output_paths(out)
     console.print(f"wrote {table_path}, {pz_path} and {samples_path}")
+
+
+def _parse_selection(text: str) -> tuple[str, float]:
+    """'i<25.3' -> ('i', 25.3)."""
+    band, sep, limit = text.partition("<")
+    try:
+        if not sep or not band.strip():
+            raise ValueError
+        return band.strip(), float(limit)
+    except ValueError:
+        raise PopzError(f"--selection must look like 'i<25.3' (band label, <, AB magnitude), got {text!r}") from None
+
+
+@app.command("calibrate")
+def calibrate_command(
+    catalog: Path = typer.Argument(..., help="catalog (Parquet, CSV, FITS or HDF5); a tract column gives zero-points per tract"),
+    out: Path = typer.Option(..., help="output folder: summary.json, chains.npz, chains.png"),
+    iterations: int = typer.Option(2, help="rounds: each redraws every galaxy's proposals given the current calibration"),
+    proposals: int = typer.Option(256, help="importance-sampling proposals per galaxy"),
+    steps: int = typer.Option(1000, help="Metropolis-Hastings steps per chain (4 chains; the first fifth discarded)"),
+    subsample: Optional[int] = typer.Option(None, help="calibrate on this many galaxies drawn at random (large catalogs)"),
+    free_hyper: Optional[str] = typer.Option(None, help="comma-separated population hyperparameters to calibrate too"),
+    selection: Optional[str] = typer.Option(None, help="the catalog's cut, e.g. 'i<25.3' (default: a popz mock's own)"),
+    no_zero_points: bool = typer.Option(False, "--no-zero-points", help="keep zero-points at 1"),
+    no_floors: bool = typer.Option(False, "--no-floors", help="keep the error floors at --error-floor"),
+    error_floor: float = typer.Option(0.02, help="the floor used where floors are not calibrated, and the starting value"),
+    model: str = typer.Option("lsst-default", help="shipped model name or YAML path"),
+    emulator: str = typer.Option("lsst-default", help="photometric emulator: shipped name or folder"),
+    posterior: str = typer.Option("lsst-default", help="posterior flow giving the proposals: shipped name or folder"),
+    flux_columns: Optional[str] = typer.Option(None, help="flux column template with {band}, e.g. 'mag_{band}'"),
+    error_columns: Optional[str] = typer.Option(None, help="error column template with {band}"),
+    units: str = typer.Option("nJy", help="nJy, uJy or mag (AB)"),
+    id_column: Optional[str] = typer.Option(None, help="id column (default objectId or id)"),
+    assume_dereddened: bool = typer.Option(False, "--assume-dereddened", help="no ebv column: fluxes are corrected already"),
+    seed: int = typer.Option(0),
+) -> None:
+    """Zero-points per tract and band, error floors and (optionally) population hyperparameters, from the photometry alone."""
+    import jax
+
+    from popz.config import load_model
+    from popz.data_model import make_extinction_table
+    from popz.emulate.files import load
+    from popz.infer.amortized_files import load_posterior
+    from popz.infer.hierarchical import CalibrationSettings, calibrate
+    from popz.infer.hierarchical_files import write_calibration
+    from popz.io.catalog import observations_from_table, read_table, to_rubin_columns
+    from popz.population import make_population_prior
+    from popz.sps.filters import band_labels, load_bands
+    from popz.sps.photometry import AB_MAG_OF_ONE_NJY
+
+    config = load_model(model)
+    labels = band_labels(config.bands)
+    table = read_table(catalog)
+    if selection is None:
+        try:
+            from popz.data_model.mock import read_mock_metadata
+
+            cut = read_mock_metadata(catalog)["selection"]
+            selection = f"{cut['band']}<{cut['mag_limit']}"
+        except (PopzError, KeyError, OSError):
+            console.print("[yellow]note: no --selection given and none in the catalog: the selection term is left out[/]")
+    if subsample is not None and subsample < len(table):
+        pick = np.sort(np.random.default_rng(seed).choice(len(table), subsample, replace=False))
+        table = table.iloc[pick]
+    rubin = to_rubin_columns(
+        table, labels, flux_template=flux_columns, error_template=error_columns, units=units,
+        id_column=id_column, assume_dereddened=assume_dereddened,
+    )  # fmt: skip
+    if "tract" not in rubin.columns:
+        console.print("[yellow]note: no tract column: one set of zero-points for the whole catalog (tract 0)[/]")
+        rubin = rubin.assign(tract=0)
+    tract_ids = sorted(int(t) for t in np.unique(rubin["tract"].to_numpy()) if np.isfinite(t))
+    data = observations_from_table(rubin, labels, tract_ids)
+    if np.any(data.flags):
+        console.print(f"[yellow]note: {int(np.sum(data.flags != 0))} galaxies have input flags; their usable bands are kept[/]")
+    band, flux_limit = None, None
+    if selection is not None:
+        name, mag = _parse_selection(selection)
+        if name not in labels:
+            raise PopzError(f"--selection band {name!r} is not one of the model's bands {list(labels)}")
+        band, flux_limit = labels.index(name), 10 ** (-0.4 * (mag - AB_MAG_OF_ONE_NJY))
+    prior = make_population_prior(config)
+    settings = CalibrationSettings(
+        n_proposals=proposals, rounds=iterations, n_steps=steps, n_burn=steps // 5, zero_points=not no_zero_points,
+        floors=not no_floors, fixed_floor=error_floor, seed=seed,
+        free_hyper=tuple(h for h in (free_hyper or "").split(",") if h),
+    )  # fmt: skip
+    result = calibrate(
+        data.observations, n_tracts=len(tract_ids), flow=load_posterior(posterior, config=config),
+        emulator=load(emulator, kind="photometry", config=config), prior=prior,
+        extinction=make_extinction_table(load_bands(config.bands)), settings=settings, selection_band=band,
+        selection_flux_nJy=flux_limit, progress=lambda message: console.print(message),
+    )  # fmt: skip
+    from popz import __version__
+
+    meta = {
+        "model": config.name, "model_hash": config.hash, "bands": list(labels), "selection": selection,
+        "settings": settings._asdict(), "catalog": str(catalog), "n_catalog": int(len(table)),
+        "command": _command_line(), "popz_version": __version__, "jax_version": jax.__version__,
+    }  # fmt: skip
+    path = write_calibration(out, result, tract_ids=tract_ids, band_labels=labels, prior=prior, meta=meta)
+    grid = Table(title="zero-points (flux factors): median +/- std")
+    grid.add_column("tract")
+    for b in labels:
+        grid.add_column(b, justify="right")
+    for i, t in enumerate(tract_ids):
+        grid.add_row(str(t), *(f"{result.zero_points[i, j]:.4f}+/-{result.zero_points_std[i, j]:.4f}" for j in range(len(labels))))
+    console.print(grid)
+    console.print("error floors: " + ", ".join(f"{b} {f:.4f}" for b, f in zip(labels, result.error_floors)))
+    console.print(f"R-hat max {np.max(result.r_hat):.3f}; acceptance {np.round(result.acceptance, 2).tolist()}; wrote {path}")
+
+
+@app.command("reweight")
+def reweight_command(
+    posteriors: Path = typer.Argument(..., help="a popz fit output (OUT.parquet, with OUT.samples.hdf5 beside it)"),
+    hyper_folder: Path = typer.Option(..., "--hyper", help="the new hyperparameters: a popz calibrate folder"),
+    out: Path = typer.Option(..., help="output Parquet (summaries); OUT.pz.hdf5 and OUT.samples.hdf5 beside it"),
+    catalog: Optional[Path] = typer.Option(None, help="the fitted catalog: needed where zero-points or floors change"),
+    min_ess: float = typer.Option(20.0, help="objects whose weights' effective sample size is below this are flagged (256)"),
+    model: str = typer.Option("lsst-default", help="shipped model name or YAML path"),
+    emulator: str = typer.Option("lsst-default", help="photometric emulator: shipped name or folder"),
+    flux_columns: Optional[str] = typer.Option(None, help="flux column template with {band}"),
+    error_columns: Optional[str] = typer.Option(None, help="error column template with {band}"),
+    units: str = typer.Option("nJy", help="nJy, uJy or mag (AB)"),
+    id_column: Optional[str] = typer.Option(None, help="id column (default objectId or id)"),
+    seed: int = typer.Option(0),
+) -> None:
+    """Update stored posteriors to new hyperparameters by importance sampling (no refit); low-ESS objects are flagged."""
+    import json
+
+    import h5py
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    from popz.config import load_model
+    from popz.data_model.noise import DataModelHyper
+    from popz.infer.hierarchical_files import calibration_data_model, read_calibration
+    from popz.population import make_population_prior
+    from popz.posterior.catalog_fit import _write_outputs, output_paths
+    from popz.posterior.reweight import likelihood_log_ratio, prior_log_ratio, reweight_samples
+    from popz.posterior.summaries import DEFAULT_Z_GRID, summarize
+    from popz.sps.filters import band_labels
+
+    config = load_model(model)
+    labels = band_labels(config.bands)
+    table_path, _, samples_path = output_paths(posteriors)
+    if not table_path.exists() or not samples_path.exists():
+        raise PopzError(f"{posteriors} is not a popz fit output: need {table_path.name} and {samples_path.name}")
+    meta = json.loads((pq.read_schema(table_path).metadata or {}).get(b"popz", b"{}"))
+    if meta.get("model_hash") not in (None, config.hash):
+        raise PopzError(f"{posteriors} was fitted with another model than {model}")
+    table = pd.read_parquet(table_path)
+    with h5py.File(samples_path) as f:
+        samples, ids = f["samples"][:], f["objectId"][:]
+    prior = make_population_prior(config)
+    old_hyper = prior.hyper(**meta.get("hyper", {}))
+    calibration = read_calibration(hyper_folder, band_labels=labels, prior=prior)
+    new_hyper = prior.hyper(**calibration.hyper)
+    log_w = prior_log_ratio(samples, prior=prior, old_hyper=old_hyper, new_hyper=new_hyper)
+
+    new_dm, tracts = calibration_data_model(calibration), calibration.tracts
+    old = meta.get("data_model")
+    if old is None:
+        raise PopzError(f"{posteriors} does not record its data model (a fit from an older popz): refit it")
+    old_zp = {t: row for t, row in zip(old["tracts"], old["zero_points"])}
+    default_row = old["zero_points"][-1]
+    old_dm = DataModelHyper(
+        np.asarray([old_zp.get(t, default_row) for t in tracts] + [default_row], np.float32),
+        np.asarray(old["error_floors"], np.float32), np.ones(len(labels), np.float32),
+    )  # fmt: skip
+    changed = not (np.allclose(old_dm.zero_point, new_dm.zero_point) and np.allclose(old_dm.error_floor, new_dm.error_floor))
+    if changed:
+        if catalog is None:
+            raise PopzError("the new calibration changes zero-points or error floors: give the fitted catalog with --catalog")
+        from popz.data_model import make_extinction_table
+        from popz.emulate.files import load
+        from popz.io.catalog import observations_from_table, read_table, to_rubin_columns
+        from popz.sps.filters import load_bands
+
+        rubin = to_rubin_columns(read_table(catalog), labels, flux_template=flux_columns, error_template=error_columns, units=units, id_column=id_column)
+        if "tract" not in rubin.columns:
+            rubin = rubin.assign(tract=0)
+        rubin = rubin.set_index("objectId", drop=False)
+        missing = np.setdiff1d(ids, rubin.index.to_numpy())
+        if missing.size:
+            raise PopzError(f"{catalog} lacks {missing.size} of the fitted objects (e.g. objectId {missing[0]})")
+        data = observations_from_table(rubin.loc[ids].reset_index(drop=True), labels, tracts)
+        log_w = log_w + likelihood_log_ratio(
+            samples, data.observations, emulator=load(emulator, kind="photometry", config=config), old_data_model=old_dm,
+            new_data_model=new_dm, extinction=make_extinction_table(load_bands(config.bands)),
+        )  # fmt: skip
+    result = reweight_samples(samples, log_w, min_ess=min_ess, seed=seed)
+    columns, pdf = summarize(result.samples, config.parameter_names, DEFAULT_Z_GRID)
+    storage = meta.get("storage", "full")
+    if storage == "compact":
+        from popz.posterior.compact import redshift_quantiles
+
+        pdf = redshift_quantiles(result.samples[:, :, config.parameter_names.index("redshift")])
+    frame = {"objectId": ids, **columns, "flags": (table["flags"].to_numpy() | result.flags).astype(np.int32), "reweight_ess": result.ess}
+    new_meta = {
+        **meta, "hyper": prior.hyper_dict(new_hyper),
+        "data_model": {"tracts": list(tracts), "zero_points": np.asarray(new_dm.zero_point).tolist(), "error_floors": np.asarray(new_dm.error_floor).tolist()},
+        "reweighted_from": str(posteriors), "calibration": str(hyper_folder), "command": _command_line(),
+    }  # fmt: skip
+    _write_outputs(pd.DataFrame(frame), pdf, result.samples, out, DEFAULT_Z_GRID, config.parameter_names, new_meta, storage)
+    low = int(np.sum(result.flags != 0))
+    console.print(f"reweighted {len(ids)} objects; median ESS {np.median(result.ess):.1f} of {samples.shape[1]}; {low} flagged low_ess (< {min_ess:g})")
+    console.print(f"wrote {out}")
+
+
+@app.command("nz")
+def nz_command(
+    posteriors: Path = typer.Argument(..., help="a popz fit output (OUT.parquet, with OUT.samples.hdf5 beside it)"),
+    bins: str = typer.Option(..., help="comma-separated bin edges on --column, e.g. 0.2,0.4,0.6,0.8,1.0"),
+    out: Path = typer.Option(..., help="output qp file (nz.hdf5); nz.realizations.hdf5, nz.json and nz.png beside it"),
+    column: str = typer.Option("z_median", help="the column galaxies are binned on"),
+    realizations: int = typer.Option(200, help="n(z) realizations (galaxies resampled, one posterior draw each)"),
+    exclude_flags: int = typer.Option(0, help="leave out objects with any of these flag bits (e.g. 64 for out-of-distribution)"),
+    seed: int = typer.Option(0),
+) -> None:
+    """Redshift distributions of tomographic bins, with realizations for their uncertainty (qp ensembles and a PNG)."""
+    import json
+
+    import h5py
+    import pandas as pd
+
+    from popz.posterior.catalog_fit import output_paths
+    from popz.posterior.nz import tomographic_nz, write_nz
+
+    try:
+        edges = [float(x) for x in bins.split(",") if x.strip()]
+    except ValueError:
+        raise PopzError(f"--bins must be comma-separated numbers, got {bins!r}") from None
+    table_path, _, samples_path = output_paths(posteriors)
+    if not table_path.exists() or not samples_path.exists():
+        raise PopzError(f"{posteriors} is not a popz fit output: need {table_path.name} and {samples_path.name}")
+    table = pd.read_parquet(table_path)
+    if column not in table.columns:
+        raise PopzError(f"{table_path} has no column {column!r}; it has {', '.join(map(str, table.columns[:12]))}...")
+    with h5py.File(samples_path) as f:
+        names = json.loads(f.attrs["parameters"])
+        draws = f["samples"][:, :, names.index("redshift")]
+        ids = f["objectId"][:]
+    if not np.array_equal(ids, table["objectId"].to_numpy()):
+        raise PopzError(f"{samples_path.name} and {table_path.name} list different objects: rerun popz fit")
+    keep = (table["flags"].to_numpy() & exclude_flags) == 0 if exclude_flags else np.ones(len(table), bool)
+    result = tomographic_nz(draws[keep], table[column].to_numpy()[keep], edges, n_realizations=realizations, seed=seed)
+    paths = write_nz(result, out, {"posteriors": str(posteriors), "column": column, "exclude_flags": exclude_flags, "command": _command_line()})
+    grid = Table(title="tomographic bins")
+    for name in ("bin", "galaxies", "mean z", "std over realizations"):
+        grid.add_column(name, justify="right")
+    for b in range(len(edges) - 1):
+        grid.add_row(f"{edges[b]:.2f}-{edges[b + 1]:.2f}", str(result.n_galaxies[b]), f"{result.mean_z[b]:.4f}", f"{result.mean_z_std[b]:.4f}")
+    console.print(grid)
+    console.print("wrote " + ", ".join(paths.values()))
 
 
 def _print_accuracy(table: dict, title: str) -> None:

@@ -121,7 +121,10 @@ def _compiled(settings: NPESettings):
     def one(key, obs, flow, emulator, prior, hyper, data_model, extinction):
         k_draw, k_resample = jax.random.split(key)
         m = settings.n_proposals if settings.importance else settings.n_draws
-        theta, log_q = flow.sample_and_log_prob(k_draw, obs, m, settings.proposal_scale if settings.importance else 1.0)
+        # the flow was trained on calibrated fluxes: divide by the tract's zero-points (1 unless calibrated)
+        zp = data_model.zero_point[obs.tract_index]
+        calibrated = obs._replace(flux_nJy=obs.flux_nJy / zp, flux_err_nJy=obs.flux_err_nJy / zp)
+        theta, log_q = flow.sample_and_log_prob(k_draw, calibrated, m, settings.proposal_scale if settings.importance else 1.0)
 
         def log_target(t):
             lp = prior.log_prob_unnormalised(t, hyper)
@@ -148,7 +151,7 @@ def _compiled(settings: NPESettings):
             samples, log_post, ess = theta, log_q, jnp.asarray(float(m))
             chi2_min = jnp.min(jax.vmap(lambda t: _chi2(t, obs, emulator, data_model, extinction))(theta[: settings.n_check]))
             domain = jnp.asarray(0.0)
-        return samples, log_post, ess, chi2_min, flow.input_log_density(obs), flow.in_training_cut(obs), domain
+        return samples, log_post, ess, chi2_min, flow.input_log_density(calibrated), flow.in_training_cut(calibrated), domain
 
     fn = eqx.filter_jit(eqx.filter_vmap(one, in_axes=(0, 0, None, None, None, None, None, None)))
     _COMPILED[settings] = fn

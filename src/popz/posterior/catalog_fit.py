@@ -153,7 +153,12 @@ def fit_catalog(
         if key.startswith("diag_"):
             frame[key[5:]] = cat(key)
     summary = pd.DataFrame(frame)
-    _write_outputs(summary, cat("pdf"), cat("samples"), out, z_grid, config.parameter_names, {**fingerprint, "command": command}, storage)
+    used = {
+        "hyper": prior.hyper_dict(hyper),
+        "data_model": {"tracts": [int(t) for t in known_tracts], "zero_points": np.asarray(data_model.zero_point).tolist(),
+                       "error_floors": np.asarray(data_model.error_floor).tolist()},
+    }  # fmt: skip
+    _write_outputs(summary, cat("pdf"), cat("samples"), out, z_grid, config.parameter_names, {**fingerprint, **used, "command": command}, storage)
     shutil.rmtree(parts)
     return out
 
