@@ -28,7 +28,7 @@ def test_calibrate_finds_an_injected_offset_and_fit_uses_it(offset_mock, tmp_pat
     from popz.cli import app
 
     out = tmp_path / "hyper"
-    args = ["calibrate", str(offset_mock), "--out", str(out), "--iterations", "2", "--proposals", "64", "--steps", "150", "--no-floors"]
+    args = ["calibrate", str(offset_mock), "--out", str(out), "--iterations", "2", "--proposals", "64", "--steps", "100", "--no-floors"]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     summary = json.loads((out / "summary.json").read_text())

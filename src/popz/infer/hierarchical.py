@@ -310,28 +310,41 @@ def _data_model(space: HyperSpace, eta, settings: CalibrationSettings) -> DataMo
 
 
 class _Selection(NamedTuple):
-    """Monte Carlo selection fraction: a pool of draws from p(theta | hyper0) and the cut they must pass.
+    """Monte Carlo selection fraction: population draws (or a histogram of their fluxes) and the cut they must pass.
 
-    pool_theta : (M, D); pool_log_prior0 : (M,)
+    pool_theta : (M, D) draws from p(theta | hyper0) (free population hyperparameters only; else (1, D))
+    pool_log_prior0 : (M,) their ln p(theta | hyper0)
     pool_flux_nJy : (M,) noiseless flux in the cut band after extinction at the catalog's median E(B-V)
+    pool_log_weight : (M,) ln of each element's share of the population (histogram bins, or 1/M per draw)
     band : int; flux_limit_nJy, sigma_nJy : the cut and the flux noise at it
-    n_per_tract : (T,) galaxies per tract (the last, unknown tract, included as row T)
+    n_per_tract : (T + 1,) galaxies per tract
     """
 
     pool_theta: jax.Array
     pool_log_prior0: jax.Array
     pool_flux_nJy: jax.Array
+    pool_log_weight: jax.Array
     band: int
     flux_limit_nJy: float
     sigma_nJy: float
     n_per_tract: jax.Array
 
 
-def make_selection(key, *, prior, hyper0, emulator, extinction, observations: Observation, used, n_tracts: int, band: int, flux_limit_nJy: float, n_pool: int = 20000) -> _Selection:
+def make_selection(
+    key, *, prior, hyper0, emulator, extinction, observations: Observation, used, n_tracts: int, band: int,
+    flux_limit_nJy: float, free_hyper: bool = False, n_pool: int | None = None,
+) -> _Selection:
     """The selection term's ingredients for a cut ``flux > flux_limit`` in band ``band``.
 
-    The noise at the limit is the catalog's median error there; extinction at the catalog's median E(B-V).
+    The term enters multiplied by the number of galaxies, so its Monte Carlo
+    error must be far smaller than one galaxy's information: with the
+    population hyperparameters fixed, 2 million draws are reduced to a fine
+    histogram of their fluxes near the limit (cheap to evaluate); with free
+    ones, the draws themselves are kept (100,000 by default), to be reweighted.
+    The noise at the limit is the catalog's median error there; extinction at
+    the catalog's median E(B-V).
     """
+    n_pool = n_pool or (100_000 if free_hyper else 2_000_000)
     theta = prior.sample(key, n_pool, hyper0)
     flux = np.asarray(batched_apply(emulator.flux_nJy, theta))[:, band]
     ebv = float(np.median(np.asarray(observations.ebv)))
@@ -339,23 +352,38 @@ def make_selection(key, *, prior, hyper0, emulator, extinction, observations: Ob
     f, e = np.asarray(observations.flux_nJy)[:, band], np.asarray(observations.flux_err_nJy)[:, band]
     near = (f > flux_limit_nJy) & (f < 1.5 * flux_limit_nJy)
     sigma = float(np.median(e[near])) if near.sum() > 10 else flux_limit_nJy / 5.0
-    log_prior0 = jax.vmap(lambda t: prior.log_prob(t, hyper0))(theta)
     tract = np.asarray(observations.tract_index)[np.asarray(used)]
-    counts = np.bincount(tract, minlength=n_tracts + 1).astype(np.float32)
-    return _Selection(theta, log_prior0, jnp.asarray(flux, jnp.float32), band, float(flux_limit_nJy), sigma, jnp.asarray(counts))
+    counts = jnp.asarray(np.bincount(tract, minlength=n_tracts + 1).astype(np.float32))
+    if free_hyper:
+        log_prior0 = jax.vmap(lambda t: prior.log_prob(t, hyper0))(theta)
+        weight = jnp.full((n_pool,), -np.log(n_pool), jnp.float32)
+        return _Selection(theta, log_prior0, jnp.asarray(flux, jnp.float32), weight, band, float(flux_limit_nJy), sigma, counts)
+    # fluxes more than 1.5 dex below the limit are never detected; above 1 dex, always: one bin each side holds them
+    log_f = np.log10(np.maximum(flux[np.isfinite(flux)], 1e-30))
+    log_limit = np.log10(flux_limit_nJy)
+    edges = np.linspace(log_limit - 1.5, log_limit + 1.0, 5001)
+    hist, _ = np.histogram(np.clip(log_f, edges[0], edges[-1] - 1e-9), bins=edges)
+    centres = 10.0 ** (0.5 * (edges[1:] + edges[:-1]))
+    with np.errstate(divide="ignore"):
+        weight = np.log(hist) - np.log(n_pool)
+    d = prior.config.n_parameters
+    return _Selection(
+        jnp.zeros((1, d), jnp.float32), jnp.zeros((1,), jnp.float32), jnp.asarray(centres, jnp.float32),
+        jnp.asarray(weight, jnp.float32), band, float(flux_limit_nJy), sigma, counts,
+    )  # fmt: skip
 
 
-def _log_selected_fraction(pool_flux_nJy, flux_limit_nJy, sigma_nJy, zero_point_band, log_ratio):
+def _log_selected_fraction(pool_flux_nJy, flux_limit_nJy, sigma_nJy, zero_point_band, log_weight):
     """ln S per tract (T + 1,): the fraction of the population passing the cut with that tract's zero-point in the cut band.
 
     pool_flux_nJy : (M,) the pool's noiseless fluxes in the cut band; zero_point_band : (T + 1,);
-    log_ratio : (M,) ln p(theta | hyper) / p(theta | hyper0) of the pool (0: hyper0).
+    log_weight : (M,) ln of each pool element's share of the population (reweighted to the current hyperparameters).
     """
     from jax.scipy.special import log_ndtr
 
     flux = zero_point_band[:, None] * pool_flux_nJy[None, :]
     log_p = log_ndtr((flux - flux_limit_nJy) / sigma_nJy)
-    return jax.nn.logsumexp(log_p + log_ratio[None, :], axis=1) - jnp.log(float(log_ratio.shape[0]))
+    return jax.nn.logsumexp(log_p + log_weight[None, :], axis=1)
 
 
 class _Objective:
@@ -398,7 +426,9 @@ def _log_posterior_fn(space: HyperSpace, bank: ProposalBank, observations: Obser
     # observations' non-finite entries in unobserved bands are masked by the likelihood
     log_k = float(np.log(bank.log_q.shape[1]))
     static_selection = None if selection is None else (selection.band, selection.flux_limit_nJy, selection.sigma_nJy)
-    sel_arrays = None if selection is None else (selection.pool_theta, selection.pool_log_prior0, selection.pool_flux_nJy, selection.n_per_tract)
+    sel_arrays = None if selection is None else (
+        selection.pool_theta, selection.pool_log_prior0, selection.pool_flux_nJy, selection.pool_log_weight, selection.n_per_tract
+    )  # fmt: skip
 
     def log_prior_eta(eta):
         zp_mag, ln_floor, free = space.split(eta)
@@ -458,12 +488,13 @@ def _log_posterior_fn(space: HyperSpace, bank: ProposalBank, observations: Obser
         total = jnp.sum(jnp.where(used, per_galaxy, 0.0))
         if sel is not None:
             # N_t galaxies selected in tract t: each of their likelihoods is divided by S_t(eta)
-            pool_theta, pool_lp0, pool_flux, n_per_tract = sel
+            pool_theta, pool_lp0, pool_flux, pool_log_weight, n_per_tract = sel
             if space.free_hyper:
                 lp = jax.vmap(lambda t: prior.log_prob(t, _full_hyper(space, hyper0, free)))(pool_theta)
-                log_ratio = jnp.where(jnp.isfinite(lp) & jnp.isfinite(pool_lp0), lp - pool_lp0, -jnp.inf)
+                ok = jnp.isfinite(lp) & jnp.isfinite(pool_lp0)
+                log_ratio = jnp.where(ok, pool_log_weight + jnp.where(ok, lp - pool_lp0, 0.0), -jnp.inf)
             else:
-                log_ratio = jnp.where(jnp.isfinite(pool_lp0), 0.0, -jnp.inf)
+                log_ratio = pool_log_weight
             band, limit, sigma = static_selection
             log_s = _log_selected_fraction(pool_flux, limit, sigma, data_model.zero_point[:, band], log_ratio)
             total = total - jnp.sum(n_per_tract * log_s)
@@ -606,7 +637,7 @@ def calibrate(
             selection = make_selection(
                 jax.random.fold_in(key, 7_000), prior=prior, hyper0=hyper0, emulator=emulator, extinction=extinction,
                 observations=observations, used=_sanitised(bank)[2], n_tracts=n_tracts, band=selection_band,
-                flux_limit_nJy=selection_flux_nJy,
+                flux_limit_nJy=selection_flux_nJy, free_hyper=bool(space.free_hyper),
             )  # fmt: skip
         objective = _log_posterior_fn(
             space, bank, observations, prior=prior, hyper0=hyper0, extinction=extinction, settings=settings,
