@@ -54,8 +54,15 @@ def main() -> None:
                   data_model=default_data_model(0, 6, error_floor=0.02), extinction=make_extinction_table(load_bands_of(config)),
                   settings=NPESettings(importance=True, n_draws=500, n_proposals=5000))  # fmt: skip
     iz = config.parameter_names.index("redshift")
-    fit_a = npe_batch(obs, hyper=a, batch_index=0, **common)
-    fit_b = npe_batch(obs, hyper=b, batch_index=1, **common)
+
+    def fit(hyper, seed):
+        """npe+is in batches of 200 galaxies (5,000 proposals each fill memory beyond that)."""
+        parts = [npe_batch(jax.tree.map(lambda x: x[i : i + 200], obs), hyper=hyper, batch_index=seed * 10_000 + i, **common)
+                 for i in range(0, args.n, 200)]  # fmt: skip
+        return type(parts[0])(*(np.concatenate([getattr(p, f) for p in parts]) for f in parts[0]._fields))
+
+    fit_a = fit(a, 0)
+    fit_b = fit(b, 1)
     log_w = prior_log_ratio(fit_a.samples, prior=prior, old_hyper=a, new_hyper=b)
     result = reweight_samples(fit_a.samples, log_w, min_ess=100)
     z_rw = np.median(result.samples[:, :, iz], axis=1)
@@ -66,7 +73,7 @@ def main() -> None:
     ok = result.ess >= 100
     agreement = np.median(np.abs(z_rw - z_b)[ok] / sigma[ok])
     # the reference: how far apart two direct fits under B are (importance-sampling noise of npe+is itself)
-    fit_b2 = npe_batch(obs, hyper=b, batch_index=2, **common)
+    fit_b2 = fit(b, 2)
     noise = np.median(np.abs(np.median(fit_b2.samples[:, :, iz], axis=1) - z_b)[ok] / sigma[ok])
     shift = np.median(np.abs(z_a - z_b) / sigma)
 
