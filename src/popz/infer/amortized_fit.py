@@ -32,7 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from popz.infer.fit import FLAG_EMULATOR_DOMAIN
-from popz.infer.likelihood import Observation, log_likelihood
+from popz.infer.likelihood import Observation, corrected_for_zero_points, log_likelihood
 
 __all__ = ["NPESettings", "NPEResult", "npe_batch", "with_mcmc_fallback", "FLAG_REFIT_MCMC", "FLAG_OUT_OF_DISTRIBUTION", "FLAG_POOR_FIT", "FLAG_LOW_ESS"]
 
@@ -122,8 +122,7 @@ def _compiled(settings: NPESettings):
         k_draw, k_resample = jax.random.split(key)
         m = settings.n_proposals if settings.importance else settings.n_draws
         # the flow was trained on calibrated fluxes: divide by the tract's zero-points (1 unless calibrated)
-        zp = data_model.zero_point[obs.tract_index]
-        calibrated = obs._replace(flux_nJy=obs.flux_nJy / zp, flux_err_nJy=obs.flux_err_nJy / zp)
+        calibrated = corrected_for_zero_points(obs, data_model.zero_point)
         theta, log_q = flow.sample_and_log_prob(k_draw, calibrated, m, settings.proposal_scale if settings.importance else 1.0)
 
         def log_target(t):

@@ -45,7 +45,7 @@ import numpy as np
 from popz.data_model.noise import DataModelHyper
 from popz.emulate.batching import batched_apply
 from popz.errors import PopzError
-from popz.infer.likelihood import Observation, log_likelihood_of_model_flux
+from popz.infer.likelihood import Observation, corrected_for_zero_points, log_likelihood_of_model_flux
 
 __all__ = ["CalibrationSettings", "CalibrationResult", "HyperSpace", "ProposalBank", "calibrate", "draw_proposals"]
 
@@ -196,12 +196,6 @@ class CalibrationResult(NamedTuple):
     history: list
 
 
-def _corrected(obs: Observation, zero_point) -> Observation:
-    """Fluxes and errors divided by their tract's zero-points (zero_point (T + 1, B)): what q is conditioned on."""
-    zp = zero_point[obs.tract_index]
-    return obs._replace(flux_nJy=obs.flux_nJy / zp, flux_err_nJy=obs.flux_err_nJy / zp)
-
-
 class GaussianProposal(NamedTuple):
     """Per-galaxy Gaussians in the flow's standardised logit coordinates u: mean (N, D), Cholesky factor (N, D, D)."""
 
@@ -242,7 +236,7 @@ def draw_proposals(
     @eqx.filter_jit
     def batch(keys, obs, flow, emulator, zero_point, hyper, mean, chol):
         def one(key, obs, mean, chol):
-            obs_c = _corrected(obs, zero_point)
+            obs_c = corrected_for_zero_points(obs, zero_point)
             k_flow, k_gauss = jax.random.split(key)
             if mixture:
                 half = k // 2

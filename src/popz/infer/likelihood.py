@@ -17,7 +17,7 @@ from jax.scipy.special import gammaln
 from popz.data_model.extinction import ExtinctionTable
 from popz.data_model.noise import DataModelHyper, flux_variance, predicted_flux
 
-__all__ = ["Observation", "log_likelihood", "log_likelihood_of_model_flux"]
+__all__ = ["Observation", "log_likelihood", "log_likelihood_of_model_flux", "corrected_for_zero_points"]
 
 
 class Observation(NamedTuple):
@@ -35,6 +35,13 @@ class Observation(NamedTuple):
     observed: jnp.ndarray
     ebv: jnp.ndarray
     tract_index: jnp.ndarray
+
+
+def corrected_for_zero_points(obs: Observation, zero_point) -> Observation:
+    """One galaxy's fluxes and errors divided by its tract's zero-points (zero_point (T + 1, B)): calibrated data,
+    what the amortized flow is trained on."""
+    zp = zero_point[obs.tract_index]
+    return obs._replace(flux_nJy=obs.flux_nJy / zp, flux_err_nJy=obs.flux_err_nJy / zp)
 
 
 def log_likelihood(
