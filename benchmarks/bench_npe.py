@@ -50,8 +50,8 @@ def main() -> None:
         for method in ("npe", "npe+is"):
             settings = NPESettings(n_draws=args.draws, importance=method == "npe+is")
 
-            def fitter(obs, k, settings=settings):
-                return npe_batch(obs, flow=flow, settings=settings, batch_index=k, **common)
+            def fitter(obs, object_id, settings=settings):
+                return npe_batch(obs, flow=flow, settings=settings, object_id=object_id, **common)
 
             kwargs = dict(emulator_id="bench", settings=settings, fitter=fitter, storage="compact", chunk_size=args.chunk, **common)
             fit_catalog(rubin.iloc[: args.chunk], config, tuple("ugrizy"), Path(tmp) / f"warm{method}.parquet", **kwargs)

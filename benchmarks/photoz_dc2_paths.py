@@ -83,8 +83,8 @@ def main() -> None:
         for method in ("npe", "npe+is"):
             settings = NPESettings(importance=method == "npe+is", seed=args.seed)
 
-            def fitter(obs, k, settings=settings):
-                return npe_batch(obs, flow=flow, settings=settings, batch_index=k, **common)
+            def fitter(obs, object_id, settings=settings):
+                return npe_batch(obs, flow=flow, settings=settings, object_id=object_id, **common)
 
             warm = Path(tmp) / f"warm-{method}.parquet"
             fit_catalog(rubin.iloc[:4096], config, tuple("ugrizy"), warm, emulator_id="dc2", settings=settings, fitter=fitter,

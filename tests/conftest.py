@@ -6,6 +6,18 @@ import pytest
 
 os.environ.setdefault("MPLBACKEND", "Agg")
 
+
+def pytest_configure(config):
+    """One XLA compilation cache for the session: tests that build the same program (the MCMC kernel, say) load it."""
+    import tempfile
+
+    import jax
+
+    folder = tempfile.mkdtemp(prefix="popz-test-jax-cache-")
+    os.environ["POPZ_JAX_CACHE"] = folder  # and the CLI runs the tests start share it
+    jax.config.update("jax_compilation_cache_dir", folder)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 

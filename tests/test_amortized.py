@@ -225,7 +225,7 @@ def test_npe_is_weights_and_mcmc_fallback(config, shipped):
     assert np.all((result.ess >= 1) & (result.ess <= 400))
     assert np.all(result.flags & FLAG_LOW_ESS)
     small = FitSettings(n_walkers=16, n_burn=60, n_steps=60, thin=2, n_pool=512)
-    refit = with_mcmc_fallback(result, obs, lambda o: fit_batch(o, settings=small, **common))
+    refit = with_mcmc_fallback(result, obs, lambda o, rows: fit_batch(o, settings=small, **common))
     assert np.all(refit.flags & FLAG_REFIT_MCMC)
     assert not np.array_equal(refit.samples, result.samples)
     assert refit.samples.shape == result.samples.shape

@@ -98,14 +98,24 @@ def test_fit_cli_writes_products_and_resumes(mock, tmp_path):
 
 
 def test_a_killed_fit_resumes_to_the_same_result_and_other_settings_are_refused(config, simulator, objects, mock, tmp_path):
+    """Resuming is the same for either path; the amortized one keeps this test fast (SIGKILL: test_hardening)."""
+    from popz.infer.amortized_files import load_posterior
+    from popz.infer.amortized_fit import NPESettings, npe_batch
     from popz.posterior.catalog_fit import fit_catalog
 
     table = mock.table.iloc[:16]
-    kwargs = dict(
-        emulator_id="shipped", hyper=objects["prior"].hyper(), data_model=default_data_model(0, 6, error_floor=0.02),
-        extinction=make_extinction_table(simulator.bands), settings=SMALL, chunk_size=8, **objects,
-    )  # fmt: skip
-    whole = fit_catalog(table, config, tuple("ugrizy"), tmp_path / "whole.parquet", **kwargs)
+    flow = load_posterior("lsst-default", config=config)
+    common = dict(hyper=objects["prior"].hyper(), data_model=default_data_model(0, 6, error_floor=0.02),
+                  extinction=make_extinction_table(simulator.bands), **objects)  # fmt: skip
+
+    def kwargs(settings):
+        def fitter(observations, object_id):
+            return npe_batch(observations, flow=flow, settings=settings, object_id=object_id, **common)
+
+        return dict(emulator_id="shipped", settings=settings, fitter=fitter, chunk_size=8, **common)
+
+    settings = NPESettings(n_draws=32)
+    whole = fit_catalog(table, config, tuple("ugrizy"), tmp_path / "whole.parquet", **kwargs(settings))
 
     class Killed(Exception):
         pass
@@ -115,12 +125,12 @@ def test_a_killed_fit_resumes_to_the_same_result_and_other_settings_are_refused(
 
     out = tmp_path / "resumed.parquet"
     with pytest.raises(Killed):
-        fit_catalog(table, config, tuple("ugrizy"), out, progress=kill_after_first, **kwargs)
+        fit_catalog(table, config, tuple("ugrizy"), out, progress=kill_after_first, **kwargs(settings))
     parts = tmp_path / "resumed.parquet.parts"
     assert (parts / "chunk_000000.npz").exists() and not out.exists()
     with pytest.raises(PopzError, match="another catalog or settings"):
-        fit_catalog(table, config, tuple("ugrizy"), out, **{**kwargs, "settings": SMALL._replace(n_steps=400)})
-    fit_catalog(table, config, tuple("ugrizy"), out, **kwargs)
+        fit_catalog(table, config, tuple("ugrizy"), out, **kwargs(settings._replace(n_draws=64)))
+    fit_catalog(table, config, tuple("ugrizy"), out, **kwargs(settings))
     pd.testing.assert_frame_equal(pd.read_parquet(whole), pd.read_parquet(out))
     assert not parts.exists()
 

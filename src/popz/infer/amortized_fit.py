@@ -33,6 +33,7 @@ import numpy as np
 
 from popz.infer.fit import FLAG_EMULATOR_DOMAIN
 from popz.infer.likelihood import Observation, corrected_for_zero_points, log_likelihood
+from popz.infer.object_keys import object_keys
 
 __all__ = ["NPESettings", "NPEResult", "npe_batch", "with_mcmc_fallback", "FLAG_REFIT_MCMC", "FLAG_OUT_OF_DISTRIBUTION", "FLAG_POOR_FIT", "FLAG_LOW_ESS"]
 
@@ -87,15 +88,19 @@ class NPEResult(NamedTuple):
         return {"ess": self.ess, "input_log_density": self.input_log_density, "chi2_best": self.chi2_best}
 
 
-def npe_batch(observations: Observation, *, flow, emulator, prior, hyper, data_model, extinction, settings: NPESettings = NPESettings(), batch_index: int = 0) -> NPEResult:
+def npe_batch(observations: Observation, *, flow, emulator, prior, hyper, data_model, extinction, settings: NPESettings = NPESettings(), batch_index: int = 0, object_id=None) -> NPEResult:
     """Posterior draws of every galaxy in ``observations`` (fields with a leading axis G).
 
+    ``object_id`` (G,) int64: per-galaxy random streams from the ids and the seed
+    (independent of batching); without ids, from ``batch_index``.
     """
     from scipy.stats import chi2
 
-    key = jax.random.fold_in(jax.random.key(settings.seed), batch_index)
     n = observations.flux_nJy.shape[0]
-    keys = jax.random.split(key, n)
+    if object_id is not None:
+        keys = object_keys(settings.seed, object_id)
+    else:
+        keys = jax.random.split(jax.random.fold_in(jax.random.key(settings.seed), batch_index), n)
     fn = _compiled(settings)
     samples, log_post, ess, chi2_min, density, inside, domain = (
         np.asarray(a) for a in fn(keys, observations, flow, emulator, prior, hyper, data_model, extinction)
@@ -168,7 +173,9 @@ def _chi2(theta, obs: Observation, emulator, data_model, extinction):
 
 
 def with_mcmc_fallback(result: NPEResult, observations: Observation, refit) -> NPEResult:
-    """Replace the draws of FLAG_LOW_ESS galaxies by MCMC draws: ``refit(observations_subset)`` -> FitResult.
+    """Replace the draws of FLAG_LOW_ESS galaxies by MCMC draws: ``refit(observations_subset, rows)`` -> FitResult.
+
+    ``rows`` (k,): the refitted galaxies' positions in the batch.
 
     The MCMC chain is thinned to the same number of draws; its flags are added
     and FLAG_REFIT_MCMC is set.
@@ -177,7 +184,7 @@ def with_mcmc_fallback(result: NPEResult, observations: Observation, refit) -> N
     if bad.size == 0:
         return result
     subset = jax.tree.map(lambda a: a[bad], observations)
-    mcmc = refit(subset)
+    mcmc = refit(subset, bad)
     s = result.samples.shape[1]
     pick = np.linspace(0, mcmc.samples.shape[1] - 1, s).astype(int)
     samples, log_post, flags = result.samples.copy(), result.log_posterior.copy(), result.flags.copy()

@@ -33,6 +33,7 @@ from popz.emulate.batching import batched_apply
 from popz.infer import ensemble
 from popz.infer.diagnostics import integrated_autocorr_time, split_rhat
 from popz.infer.likelihood import Observation, log_likelihood_of_model_flux
+from popz.infer.object_keys import object_keys
 
 __all__ = ["FitSettings", "FitResult", "fit_batch", "FLAG_NOT_CONVERGED", "FLAG_EMULATOR_DOMAIN"]
 
@@ -168,21 +169,29 @@ def fit_batch(
     extinction,
     settings: FitSettings = FitSettings(),
     batch_index: int = 0,
+    object_id=None,
 ) -> FitResult:
     """Posterior samples of every galaxy in ``observations`` (fields with a leading axis G).
 
-    ``batch_index`` enters the random key (fold_in(key(seed), batch_index)), so a
-    catalog processed in batches is reproducible batch by batch.
+    ``object_id`` (G,) int64: each galaxy's random stream comes from its id and
+    the seed (:func:`popz.infer.object_keys.object_keys`), so its result does not
+    depend on the batch it is fitted in. Without ids, ``batch_index`` enters the
+    key instead (fold_in(key(seed), batch_index)).
     """
-    key = jax.random.fold_in(jax.random.key(settings.seed), batch_index)
-    _, k_init, k_run = jax.random.split(key, 3)  # three-way split kept so that seeds give the streams they always gave
+    n = observations.flux_nJy.shape[0]
+    if object_id is not None:
+        pairs = jax.vmap(lambda k: jax.random.split(k, 2))(object_keys(settings.seed, object_id))
+        init_keys, run_keys = pairs[:, 0], pairs[:, 1]
+    else:
+        key = jax.random.fold_in(jax.random.key(settings.seed), batch_index)
+        _, k_init, k_run = jax.random.split(key, 3)  # three-way split kept so that seeds give the streams they always gave
+        init_keys, run_keys = jax.random.split(k_init, n), jax.random.split(k_run, n)
     pool_key = jax.random.key(settings.seed)  # the pool is the same for every batch
     pool_theta = prior.sample(jax.random.fold_in(pool_key, 2**20), settings.n_pool, hyper)
     pool_flux = batched_apply(emulator.flux_nJy, pool_theta)
     pool_log_prior = jax.vmap(lambda t: prior.log_prob_unnormalised(t, hyper))(pool_theta)
-    n = observations.flux_nJy.shape[0]
     result = _fit_compiled(prior, settings)(
-        jax.random.split(k_init, n), jax.random.split(k_run, n), observations, pool_theta, pool_flux, pool_log_prior,
+        init_keys, run_keys, observations, pool_theta, pool_flux, pool_log_prior,
         emulator, hyper, data_model, extinction,
     )  # fmt: skip
     samples, log_post, tau, rhat, acceptance, domain = (np.asarray(a) for a in result)

@@ -38,7 +38,10 @@ from popz.io.atomic import atomic_path
 from popz.io.catalog import observations_from_table
 from popz.posterior.summaries import DEFAULT_Z_GRID, summarize
 
-__all__ = ["fit_catalog", "output_paths"]
+__all__ = ["FALLBACK_BATCH", "default_batch_size", "fit_catalog", "fit_in_batches", "output_paths"]
+
+DEFAULT_BATCH = {"cpu": 256}  # galaxies per device call; 4096 on accelerators, which want large calls
+FALLBACK_BATCH = 1  # the amortized path's MCMC fallback refits galaxies one at a time: rare, and then independent of batching
 
 
 def output_paths(out) -> tuple[Path, Path, Path]:
@@ -47,7 +50,7 @@ def output_paths(out) -> tuple[Path, Path, Path]:
     return out, out.with_name(out.stem + ".pz.hdf5"), out.with_name(out.stem + ".samples.hdf5")
 
 
-def _fingerprint(table, band_labels, settings, emulator_id: str, model_hash: str, chunk_size: int, n_keep: int) -> dict:
+def _fingerprint(table, band_labels, settings, emulator_id: str, model_hash: str, chunk_size: int, batch_size: int, n_keep: int) -> dict:
     digest = hashlib.sha256()
     for column in ["objectId", "ebv"] + [c for c in table.columns if c.endswith("_cModelFlux") or c.endswith("_cModelFluxErr")]:
         digest.update(np.ascontiguousarray(table[column].to_numpy(np.float64)).tobytes())
@@ -59,6 +62,7 @@ def _fingerprint(table, band_labels, settings, emulator_id: str, model_hash: str
         "emulator": emulator_id,
         "model_hash": model_hash,
         "chunk_size": chunk_size,
+        "batch_size": batch_size,
         "n_keep": n_keep,
     }
 
@@ -79,6 +83,8 @@ def fit_catalog(
     fitter: Callable | None = None,
     storage: str = "full",
     chunk_size: int = 256,
+    batch_size: int | None = None,
+    first_row: int = 0,
     n_keep: int = 100,
     known_tracts=(),
     z_grid: np.ndarray = DEFAULT_Z_GRID,
@@ -88,7 +94,14 @@ def fit_catalog(
     """Fit every row of ``table`` (Rubin columns, see :func:`popz.io.catalog.to_rubin_columns`); return OUT's path.
 
     ``settings``: the sampler's settings (a NamedTuple; part of the run's fingerprint).
-    ``fitter(observations, batch_index) -> FitResult``: the amortized path; None for MCMC.
+    ``fitter(observations, object_id) -> FitResult``: the amortized path; None for MCMC.
+    ``chunk_size``: rows per resumable chunk; ``batch_size``: rows per call of the
+    fitter (every call has exactly this shape, padded where rows are missing;
+    default: :func:`default_batch_size`, or the catalog's size rounded up to a
+    power of two if smaller), so that with random streams that follow the object ids, an
+    object's result is bitwise the same whatever the chunk size.
+    ``first_row``: the catalog row of ``table``'s first row, when ``table`` is one
+    partition of a larger catalog (fixes each row's slot in its device call).
     ``storage``: ``full`` or ``compact`` (see the module docstring).
     """
     import pandas as pd
@@ -97,19 +110,24 @@ def fit_catalog(
 
     if storage not in ("full", "compact"):
         raise PopzError(f"storage must be full or compact, got {storage!r}")
+    if batch_size is None:
+        batch_size = min(default_batch_size(), 1 << max(len(table) - 1, 0).bit_length())
+    if chunk_size < 1 or batch_size < 1 or n_keep < 1:
+        raise PopzError(f"chunk size, batch size and draws kept must be positive, got {chunk_size}, {batch_size}, {n_keep}")
     if storage == "compact":
         n_keep = N_COMPACT_SAMPLES
     if fitter is None:
-        def fitter(observations, batch_index):
+        def fitter(observations, object_id):
             return fit_batch(
                 observations, emulator=emulator, prior=prior, hyper=hyper, data_model=data_model,
-                extinction=extinction, settings=settings, batch_index=batch_index,
+                extinction=extinction, settings=settings, object_id=object_id,
             )  # fmt: skip
 
     out = Path(out)
     parts = out.with_name(out.name + ".parts")
     parts.mkdir(parents=True, exist_ok=True)
-    fingerprint = {**_fingerprint(table, band_labels, settings, emulator_id, config.hash, chunk_size, n_keep), "storage": storage}
+    fingerprint = {**_fingerprint(table, band_labels, settings, emulator_id, config.hash, chunk_size, batch_size, n_keep),
+                   "storage": storage, "first_row": first_row}  # fmt: skip
     run_file = parts / "run.json"
     if run_file.exists():
         if json.loads(run_file.read_text()) != fingerprint:
@@ -127,7 +145,7 @@ def fit_catalog(
                 progress(len(rows))
             continue
         data = observations_from_table(rows, band_labels, known_tracts)
-        result = fitter(data.observations, k)
+        result = fit_in_batches(fitter, data.observations, data.object_id, batch_size, first_row=first_row + k * chunk_size)
         columns, pdf = summarize(result.samples, config.parameter_names, z_grid)
         if storage == "compact":
             pdf = redshift_quantiles(result.samples[:, :, config.parameter_names.index("redshift")])
@@ -163,6 +181,39 @@ def fit_catalog(
     return out
 
 
+def default_batch_size() -> int:
+    """Galaxies per device call unless the user says: 256 on CPU, 4096 on a GPU or TPU."""
+    import jax
+
+    return DEFAULT_BATCH.get(jax.default_backend(), 4096)
+
+
+def fit_in_batches(fitter: Callable, observations, object_id: np.ndarray, batch_size: int, first_row: int = 0):
+    """``fitter`` over batches of exactly ``batch_size`` rows on a grid fixed by the rows' catalog positions.
+
+    Row i of ``observations`` (catalog row ``first_row + i``) always sits in slot
+    ``(first_row + i) % batch_size`` of its call; empty slots repeat a row of the
+    same call and are discarded. XLA's results can differ in the last bits with
+    the array shape and a row's place in it, so this is what makes an object's
+    posterior bitwise independent of how the catalog was chunked.
+    """
+    import jax
+
+    n = len(object_id)
+    if n == 0:
+        raise PopzError("no rows to fit")
+    rows = first_row + np.arange(n)
+    pieces = []
+    for block in np.unique(rows // batch_size):
+        local = np.flatnonzero(rows // batch_size == block)
+        slots = rows[local] - block * batch_size
+        index = np.full(batch_size, local[0])
+        index[slots] = local
+        result = fitter(jax.tree.map(lambda a: a[index], observations), np.asarray(object_id)[index])
+        pieces.append(jax.tree.map(lambda a: np.asarray(a)[slots], result))
+    return jax.tree.map(lambda *parts: np.concatenate(parts), *pieces)
+
+
 def _write_outputs(summary, pdf, samples, out: Path, z_grid, parameter_names, metadata: dict, storage: str = "full") -> None:
     import h5py
     import pyarrow as pa
@@ -172,10 +223,6 @@ def _write_outputs(summary, pdf, samples, out: Path, z_grid, parameter_names, me
     out, pz, samples_path = output_paths(out)
     if storage == "compact":  # float32 summaries: 7 significant digits, far below any posterior width
         summary = summary.astype({c: np.float32 for c in summary.columns if summary[c].dtype == np.float64})
-    table = pa.Table.from_pandas(summary, preserve_index=False)
-    table = table.replace_schema_metadata({b"popz": json.dumps(metadata).encode()})
-    with atomic_path(out) as tmp:
-        pq.write_table(table, tmp)
     if storage == "compact":
         from popz.posterior.compact import PZ_QUANTILE_LEVELS
 
@@ -196,6 +243,11 @@ def _write_outputs(summary, pdf, samples, out: Path, z_grid, parameter_names, me
             f["samples"] = samples
             f["objectId"] = summary["objectId"].to_numpy()
             f.attrs["parameters"] = json.dumps(list(parameter_names))
+    # the summary table last: once it exists, so do the other two
+    table = pa.Table.from_pandas(summary, preserve_index=False)
+    table = table.replace_schema_metadata({b"popz": json.dumps(metadata).encode()})
+    with atomic_path(out) as tmp:
+        pq.write_table(table, tmp)
 
 
 def _copy_as_float32(source: Path, target: Path) -> None:

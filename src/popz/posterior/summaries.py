@@ -36,9 +36,17 @@ def redshift_pdf(z_samples: np.ndarray, grid: np.ndarray = DEFAULT_Z_GRID) -> np
 
 @jax.jit
 def _kde(z, h, grid):
-    """Unnormalised Gaussian KDE (G, n_grid) of samples z (G, S) with bandwidths h (G,)."""
-    u = (grid[None, :, None] - z[:, None, :]) / h[:, None, None]
-    return jnp.exp(-0.5 * u * u).sum(axis=2)
+    """Unnormalised Gaussian KDE (G, n_grid) of samples z (G, S) with bandwidths h (G,).
+
+    One galaxy at a time (``lax.map``): a GPU's sum over S depends on the array's
+    shape, and a galaxy's p(z) must not depend on how many share its chunk.
+    """
+
+    def one(zh):
+        u = (grid[:, None] - zh[0][None, :]) / zh[1]
+        return jnp.exp(-0.5 * u * u).sum(axis=1)
+
+    return jax.lax.map(one, (z, h))
 
 
 def summarize(samples: np.ndarray, parameter_names, grid: np.ndarray = DEFAULT_Z_GRID) -> tuple[dict, np.ndarray]:

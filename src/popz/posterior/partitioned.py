@@ -1,0 +1,167 @@
+"""Fitting a catalog split in Parquet partitions, here or on a Dask cluster, resumably.
+
+A dataset is a folder of Parquet files (a HATS catalog's ``Norder=*/Dir=*/Npix=*.parquet``
+leaves included), taken in sorted path order; partition k holds catalog rows
+``first_row .. first_row + n_rows``. Each partition is fitted by
+:func:`popz.posterior.fit_job.fit_table` into ``OUT/part-KKKKK.parquet`` (with
+its ``.pz.hdf5`` and ``.samples.hdf5``); the summary Parquet is written last,
+so its presence marks the partition done. ``OUT/manifest.json`` (written
+atomically after each partition) lists the partitions, their row ranges and
+which are complete.
+
+- A rerun skips completed partitions and resumes unfinished ones chunk by chunk.
+- On Dask (``scheduler="local:N"`` or ``"tcp://host:port"``), a lost worker's
+  partitions are recomputed by the scheduler on the others; models load once
+  per worker process (:func:`popz.posterior.fit_job.prepare` is cached).
+- Each row's random stream follows its object id and its slot in a device call
+  follows its catalog row, so the results equal a single-process fit of the
+  concatenated catalog with the same batch size, whatever the number of workers.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Callable, NamedTuple
+
+from popz.errors import PopzError
+from popz.io.atomic import atomic_path
+
+__all__ = ["Partition", "list_partitions", "partition_output", "fit_partitioned", "read_partitioned"]
+
+MANIFEST = "manifest.json"
+
+
+class Partition(NamedTuple):
+    index: int
+    path: str
+    n_rows: int
+    first_row: int
+
+
+def list_partitions(dataset) -> list[Partition]:
+    """The Parquet partitions of ``dataset`` (a folder, searched recursively, or one file), in sorted path order."""
+    import pyarrow.parquet as pq
+
+    dataset = Path(dataset)
+    if dataset.is_file():
+        paths = [dataset]
+    elif dataset.is_dir():
+        paths = sorted(p for p in dataset.rglob("*.parquet") if not p.name.startswith(".") and not p.name.startswith("_"))
+    else:
+        raise PopzError(f"dataset {dataset} does not exist")
+    if not paths:
+        raise PopzError(f"dataset {dataset} holds no .parquet files")
+    partitions, first = [], 0
+    for k, path in enumerate(paths):
+        try:
+            n = pq.ParquetFile(path).metadata.num_rows
+        except Exception as err:  # noqa: BLE001 - pyarrow's errors for a corrupt file vary
+            raise PopzError(f"partition {path} cannot be read as Parquet (truncated or corrupt?): {str(err).splitlines()[0][:200]}") from None
+        partitions.append(Partition(k, str(path), n, first))
+        first += n
+    return partitions
+
+
+def partition_output(out, partition: Partition) -> Path:
+    return Path(out) / f"part-{partition.index:05d}.parquet"
+
+
+def _fit_partition(job, partition: Partition, out: str, n_total: int, command: str) -> int:
+    """Fit one partition (runs on a worker); returns its index."""
+    from popz.io.catalog import read_table
+    from popz.posterior.fit_job import fit_table
+
+    target = partition_output(out, partition)
+    if not target.exists():
+        fit_table(job, read_table(partition.path), target, first_row=partition.first_row, n_total=n_total, command=command)
+    return partition.index
+
+
+def _write_manifest(out: Path, dataset, partitions, done: set[int], job) -> None:
+    body = {
+        "dataset": str(dataset),
+        "job": job._asdict(),
+        "n_rows": sum(p.n_rows for p in partitions),
+        "partitions": [{**p._asdict(), "output": partition_output(out, p).name, "complete": p.index in done} for p in partitions],
+    }
+    with atomic_path(out / MANIFEST) as tmp:
+        tmp.write_text(json.dumps(body, indent=1))
+
+
+def _client(scheduler: str):
+    from distributed import Client, LocalCluster
+
+    if scheduler.startswith("local:"):
+        try:
+            n = int(scheduler.split(":", 1)[1])
+        except ValueError:
+            raise PopzError(f"--scheduler local:N needs a number of workers, got {scheduler!r}") from None
+        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None)
+        return Client(cluster), cluster
+    if scheduler.startswith("tcp://"):
+        return Client(scheduler), None
+    raise PopzError(f"--scheduler must be local:N or tcp://HOST:PORT, got {scheduler!r}")
+
+
+def fit_partitioned(dataset, out, job, *, scheduler: str | None = None, command: str = "",
+                    progress: Callable[[int], None] | None = None) -> list[Path]:  # fmt: skip
+    """Fit every partition of ``dataset`` into folder ``out``; returns the partitions' summary paths in order."""
+    partitions = list_partitions(dataset)
+    out = Path(out)
+    if out.suffix == ".parquet":
+        raise PopzError(f"--out for a partitioned dataset is a folder, not a Parquet file: {out}")
+    out.mkdir(parents=True, exist_ok=True)
+    manifest = out / MANIFEST
+    if manifest.exists():
+        previous = json.loads(manifest.read_text())
+        if previous.get("job") != json.loads(json.dumps(job._asdict())) or [
+            (p["path"], p["n_rows"]) for p in previous["partitions"]
+        ] != [(p.path, p.n_rows) for p in partitions]:
+            raise PopzError(f"{out} holds a run with another dataset or options: delete it, or rerun with the same options")
+    n_total = sum(p.n_rows for p in partitions)
+    done = {p.index for p in partitions if partition_output(out, p).exists()}
+    _write_manifest(out, dataset, partitions, done, job)
+    todo = [p for p in partitions if p.index not in done]
+    for p in partitions:
+        if p.index in done and progress:
+            progress(p.n_rows)
+    if scheduler is None:
+        for p in todo:
+            _fit_partition(job, p, str(out), n_total, command)
+            done.add(p.index)
+            _write_manifest(out, dataset, partitions, done, job)
+            if progress:
+                progress(p.n_rows)
+    elif todo:
+        from distributed import as_completed
+
+        client, cluster = _client(scheduler)
+        try:
+            futures = [client.submit(_fit_partition, job, p, str(out), n_total, command, pure=False, key=f"popz-part-{p.index}")
+                       for p in todo]  # fmt: skip
+            for future in as_completed(futures):
+                index = future.result()
+                done.add(index)
+                _write_manifest(out, dataset, partitions, done, job)
+                if progress:
+                    progress(partitions[index].n_rows)
+        finally:
+            client.close()
+            if cluster is not None:
+                cluster.close()
+    return [partition_output(out, p) for p in partitions]
+
+
+def read_partitioned(out):
+    """The summary tables of a partitioned run, concatenated in partition order (an error if any is missing)."""
+    import pandas as pd
+
+    out = Path(out)
+    if not (out / MANIFEST).is_file():
+        raise PopzError(f"{out} is not a partitioned fit (no {MANIFEST})")
+    body = json.loads((out / MANIFEST).read_text())
+    missing = [p["output"] for p in body["partitions"] if not (out / p["output"]).exists()]
+    if missing:
+        raise PopzError(f"{out}: {len(missing)} partition(s) not fitted yet ({', '.join(missing[:3])}): rerun the fit")
+    return pd.concat([pd.read_parquet(out / p["output"]) for p in body["partitions"]], ignore_index=True)
