@@ -20,7 +20,7 @@ demo: install
 	$(BIN)/popz demo --out demo_output
 
 test: install
-	$(BIN)/python -m pytest -q -n 2 --dist loadfile
+	$(BIN)/python -m pytest -q
 
 # Speed and accuracy benchmarks; results go to benchmarks/RESULTS.md. The held-out
 # emulator accuracy needs a held-out set (see benchmarks/emulator_accuracy.py).

@@ -85,7 +85,8 @@ def test_fit_cli_writes_products_and_resumes(mock, tmp_path):
 
     catalog = write_mock(mock, tmp_path / "mock.parquet")
     out = tmp_path / "fit.parquet"
-    args = ["fit", str(catalog), "--out", str(out), "--method", "mcmc", "--n-walkers", "16", "--n-burn", "100", "--n-steps", "100", "--chunk-size", "8", "--limit", "16", "--quiet"]
+    # the amortized path keeps this fast; the CLI's MCMC path: test_fit_cli_new_bands_through_the_spectrum_emulator
+    args = ["fit", str(catalog), "--out", str(out), "--method", "npe", "--chunk-size", "8", "--limit", "16", "--quiet"]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     summary = pd.read_parquet(out)
@@ -95,6 +96,14 @@ def test_fit_cli_writes_products_and_resumes(mock, tmp_path):
     assert qp.read(str(tmp_path / "fit.pz.hdf5")).npdf == 16
     with h5py.File(tmp_path / "fit.samples.hdf5") as f:
         assert f["samples"].shape == (16, 100, 13)
+    # Rubin metadata carried through, and the filters' throughput tags recorded
+    assert list(summary["tract"]) == list(mock.table["tract"][:16])
+    import json
+
+    import pyarrow.parquet as pq
+
+    meta = json.loads(pq.read_schema(out).metadata[b"popz"])
+    assert list(meta["filters"]) == list("ugrizy") and all(meta["filters"].values())
 
 
 def test_a_killed_fit_resumes_to_the_same_result_and_other_settings_are_refused(config, simulator, objects, mock, tmp_path):

@@ -214,6 +214,8 @@ def test_extreme_objects_give_finite_summaries_or_a_flag(npe, tmp_path):
 
 def _visible_files_are_complete(folder: Path, out: Path, n: int) -> None:
     """What a reader can see in ``folder`` after a kill: only finished products (temporaries are dot-files)."""
+    if not folder.is_dir():  # killed before it made its output folder
+        return
     for path in folder.iterdir():
         if path.name.startswith("."):
             continue
@@ -252,10 +254,10 @@ def test_sigkilled_fits_resume_to_the_uninterrupted_bytes(npe, tmp_path):
     duration = time.perf_counter() - start
     rng = np.random.default_rng(0)
     kills = 0
-    for trial in range(2):  # independent trials: each starts afresh, is killed, then resumed
+    for trial in range(1):  # more trials, on 10,000 galaxies: benchmarks/kill_resume.py
         out = tmp_path / f"killed{trial}" / "fit.parquet"
         process = subprocess.Popen(command(out), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
-        time.sleep(rng.uniform(0.4, 0.9) * duration)  # mostly while fitting and writing, past the imports
+        time.sleep(rng.uniform(0.3, 0.8) * duration)  # mostly while fitting and writing, past the imports
         if process.poll() is None:
             process.send_signal(signal.SIGKILL)
             kills += 1
@@ -271,4 +273,4 @@ def test_sigkilled_fits_resume_to_the_uninterrupted_bytes(npe, tmp_path):
                     assert np.array_equal(f["data"][key][:], g["data"][key][:])
         assert not any(p.name.startswith(".") for p in out.parent.iterdir())
         assert not out.with_name(out.name + ".parts").exists()
-    assert kills >= 1
+    assert kills == 1

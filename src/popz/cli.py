@@ -27,7 +27,37 @@ app = typer.Typer(
     no_args_is_help=True,
     help="popz: galaxy redshift and property posteriors from a physical SPS model.",
 )
-console = Console(stderr=True)
+
+
+class _Console:
+    """The terminal (stderr), and a log file when ``popz --log FILE`` is given: every message goes to both."""
+
+    def __init__(self):
+        self.terminal = Console(stderr=True)
+        self.log: Console | None = None
+
+    def open_log(self, path: Path) -> None:
+        self.log = Console(file=open(path, "a", buffering=1), width=120, no_color=True, highlight=False)
+
+    def print(self, *args, **kwargs) -> None:
+        self.terminal.print(*args, **kwargs)
+        if self.log is not None:
+            self.log.print(*args, **kwargs)
+
+
+console = _Console()
+
+
+@app.callback()
+def _options(
+    log: Optional[Path] = typer.Option(None, "--log", help="append every message, the command line and each step's timing to this file"),
+) -> None:
+    """popz: galaxy redshift and property posteriors from a physical SPS model."""
+    if log is not None:
+        import datetime
+
+        console.open_log(log)
+        console.log.print(f"--- {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M:%S} UTC: {_command_line()}")
 
 
 class _RateColumn(ProgressColumn):
@@ -42,8 +72,18 @@ class _RateColumn(ProgressColumn):
 
 @contextmanager
 def _progress(description: str, total: int, unit: str, quiet: bool):
+    import time
+
+    start, done = time.perf_counter(), 0
     if quiet:
-        yield lambda k: None
+        def count(k: int) -> None:
+            nonlocal done
+            done += k
+
+        try:
+            yield count
+        finally:
+            _log_step(description, done, total, unit, time.perf_counter() - start)
         return
     columns = (
         TextColumn("[bold]{task.description}"),
@@ -54,11 +94,12 @@ def _progress(description: str, total: int, unit: str, quiet: bool):
         TimeRemainingColumn(),
     )
     # Started on the first report, so that errors found before any work stand alone.
-    bar = Progress(*columns, console=console, transient=False)
+    bar = Progress(*columns, console=console.terminal, transient=False)
     task = None
 
     def advance(k: int) -> None:
-        nonlocal task
+        nonlocal task, done
+        done += k
         if task is None:
             bar.start()
             task = bar.add_task(description, total=total)
@@ -69,6 +110,12 @@ def _progress(description: str, total: int, unit: str, quiet: bool):
     finally:
         if task is not None:
             bar.stop()
+        _log_step(description, done, total, unit, time.perf_counter() - start)
+
+
+def _log_step(description: str, done: int, total: int, unit: str, seconds: float) -> None:
+    if console.log is not None:
+        console.log.print(f"{description}: {done} of {total} {unit} in {seconds:.1f} s")
 
 
 def _command_line() -> str:
@@ -405,6 +452,26 @@ def fit_command(
     console.print(f"wrote {table_path}, {pz_path} and {samples_path}")
 
 
+@app.command("report")
+def report_command(
+    target: str = typer.Argument(..., help="a popz fit output (OUT.parquet), or an emulator (shipped name or folder)"),
+    out: Optional[Path] = typer.Option(None, help="folder for the PNGs, metrics.json and index.html (default: TARGET.report/)"),
+    truth: Optional[str] = typer.Option(None, help="column with the true or spectroscopic redshift (in the fit table or --catalog)"),
+    catalog: Optional[Path] = typer.Option(None, help="catalog holding the --truth column, joined on objectId (or id)"),
+    bins: int = typer.Option(20, help="bins of the PIT histogram"),
+    kind: Optional[str] = typer.Option(None, help="emulator reports: photometry (default) or spectrum"),
+) -> None:
+    """Plots and an HTML page: photo-z against truth, PIT, coverage, n(z) and flags of a fit; or an emulator's accuracy."""
+    from popz.posterior.report import write_emulator_report, write_fit_report
+
+    folder = out or Path(f"{target.rstrip('/')}.report")
+    if target.endswith(".parquet"):
+        page = write_fit_report(target, folder, truth_column=truth, catalog=catalog, n_bins=bins)
+    else:
+        page = write_emulator_report(target, folder, kind=kind)
+    console.print(f"wrote {page}")
+
+
 def _parse_selection(text: str) -> tuple[str, float]:
     """'i<25.3' -> ('i', 25.3)."""
     band, sep, limit = text.partition("<")
@@ -601,7 +668,10 @@ def reweight_command(
         from popz.posterior.compact import redshift_quantiles
 
         pdf = redshift_quantiles(result.samples[:, :, config.parameter_names.index("redshift")])
-    frame = {"objectId": ids, **columns, "flags": (table["flags"].to_numpy() | result.flags).astype(np.int32), "reweight_ess": result.ess}
+    from popz.io.catalog import PASSTHROUGH_COLUMNS
+
+    kept = {c: table[c].to_numpy() for c in PASSTHROUGH_COLUMNS if c in table.columns}
+    frame = {"objectId": ids, **kept, **columns, "flags": (table["flags"].to_numpy() | result.flags).astype(np.int32), "reweight_ess": result.ess}
     new_meta = {
         **meta, "hyper": prior.hyper_dict(new_hyper),
         "data_model": {"tracts": list(tracts), "zero_points": np.asarray(new_dm.zero_point).tolist(), "error_floors": np.asarray(new_dm.error_floor).tolist()},
@@ -738,30 +808,11 @@ def demo_command(
     console.print(f"wrote {fit_path}, {photo} and {corner_png}")
 
 
-def _persistent_compilation_cache() -> None:
-    """Keep XLA's compiled programs between runs (startup ~25 s -> ~9 s on 2 cores), unless the user set one up.
-
-    ``POPZ_JAX_CACHE``: the folder (default ~/.cache/popz/jax), or ``off``. The
-    same program is loaded, not recompiled, so results are bitwise unchanged.
-    """
-    import os
-
-    if os.environ.get("JAX_COMPILATION_CACHE_DIR") or os.environ.get("POPZ_JAX_CACHE", "") == "off":
-        return
-    folder = os.environ.get("POPZ_JAX_CACHE") or str(Path.home() / ".cache" / "popz" / "jax")
-    try:
-        Path(folder).mkdir(parents=True, exist_ok=True)
-    except OSError:
-        return  # a read-only home: compile every time
-    import jax
-
-    jax.config.update("jax_compilation_cache_dir", folder)
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
-
-
 def main() -> None:
     """Entry point of the ``popz`` command."""
-    _persistent_compilation_cache()
+    from popz.io.compilation_cache import enable_compilation_cache
+
+    enable_compilation_cache()
     try:
         app()
     except PopzError as err:

@@ -217,6 +217,7 @@ def _read_hdf5(path):
         return pd.DataFrame({k: np.asarray(v[:]).astype(v.dtype.newbyteorder("=")) for k, v in datasets.items()})
 
 
+PASSTHROUGH_COLUMNS = ("tract", "coord_ra", "coord_dec")  # Rubin Object-table metadata copied to the outputs
 RAIL_FLUX_TEMPLATE = "mag_{band}_lsst"
 RAIL_ERROR_TEMPLATE = "mag_err_{band}_lsst"
 _NON_DETECTION_MAG = 90.0  # 99 (RAIL, SExtractor): not detected, the error column holding a limit
@@ -283,8 +284,9 @@ def to_rubin_columns(
         out["ebv"] = 0.0
     else:
         raise PopzError("catalog has no 'ebv' column: pass --assume-dereddened if its fluxes are corrected for Galactic extinction")
-    if "tract" in table.columns:
-        out["tract"] = table["tract"].to_numpy()
+    for column in PASSTHROUGH_COLUMNS:  # carried to the outputs beside objectId
+        if column in table.columns:
+            out[column] = table[column].to_numpy()
     for b in band_labels:
         fcol, ecol = flux_template.format(band=b), error_template.format(band=b)
         missing = [c for c in (fcol, ecol) if c not in table.columns]

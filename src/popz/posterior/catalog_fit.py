@@ -3,6 +3,7 @@
 Outputs, for ``--out OUT.parquet``:
 
 - ``OUT.parquet``: one row per input object, in input order: ``objectId``,
+  the catalog's ``tract``, ``coord_ra`` and ``coord_dec`` where it has them,
   summaries of every parameter (:func:`popz.posterior.summaries.summarize`),
   ``flags`` (bitmask: :mod:`popz.io.catalog` input flags | :mod:`popz.infer.fit` flags)
   and sampler diagnostics (``ess``, ``rhat_max``, ``acceptance``);
@@ -35,7 +36,7 @@ import numpy as np
 from popz.errors import PopzError
 from popz.infer.fit import FitSettings, fit_batch
 from popz.io.atomic import atomic_path
-from popz.io.catalog import observations_from_table
+from popz.io.catalog import PASSTHROUGH_COLUMNS, observations_from_table
 from popz.posterior.summaries import DEFAULT_Z_GRID, summarize
 
 __all__ = ["FALLBACK_BATCH", "default_batch_size", "fit_catalog", "fit_in_batches", "output_paths"]
@@ -90,6 +91,7 @@ def fit_catalog(
     z_grid: np.ndarray = DEFAULT_Z_GRID,
     command: str = "",
     progress: Callable[[int], None] | None = None,
+    metadata: dict | None = None,
 ) -> Path:
     """Fit every row of ``table`` (Rubin columns, see :func:`popz.io.catalog.to_rubin_columns`); return OUT's path.
 
@@ -100,6 +102,7 @@ def fit_catalog(
     default: :func:`default_batch_size`, or the catalog's size rounded up to a
     power of two if smaller), so that with random streams that follow the object ids, an
     object's result is bitwise the same whatever the chunk size.
+    ``metadata``: more JSON-able facts for the outputs' metadata (the filters' throughput tags, say).
     ``first_row``: the catalog row of ``table``'s first row, when ``table`` is one
     partition of a larger catalog (fixes each row's slot in its device call).
     ``storage``: ``full`` or ``compact`` (see the module docstring).
@@ -156,6 +159,7 @@ def fit_catalog(
                     f, objectId=data.object_id, flags=data.flags | result.flags, pdf=pdf.astype(np.float32),
                     samples=result.samples[:, pick].astype(np.float32), **{f"col_{c}": v for c, v in columns.items()},
                     **{f"diag_{c}": v for c, v in result.diagnostics().items()},
+                    **{f"pass_{c}": rows[c].to_numpy() for c in PASSTHROUGH_COLUMNS if c in rows.columns},
                 )  # fmt: skip
         if progress:
             progress(len(rows))
@@ -163,6 +167,9 @@ def fit_catalog(
     chunks = [np.load(parts / f"chunk_{k:06d}.npz") for k in range(n_chunks)]
     cat = lambda key: np.concatenate([c[key] for c in chunks])  # noqa: E731
     frame = {"objectId": cat("objectId")}
+    for key in chunks[0].files:
+        if key.startswith("pass_"):
+            frame[key[5:]] = cat(key)
     for key in chunks[0].files:
         if key.startswith("col_"):
             frame[key[4:]] = cat(key)
@@ -176,7 +183,7 @@ def fit_catalog(
         "data_model": {"tracts": [int(t) for t in known_tracts], "zero_points": np.asarray(data_model.zero_point).tolist(),
                        "error_floors": np.asarray(data_model.error_floor).tolist()},
     }  # fmt: skip
-    _write_outputs(summary, cat("pdf"), cat("samples"), out, z_grid, config.parameter_names, {**fingerprint, **used, "command": command}, storage)
+    _write_outputs(summary, cat("pdf"), cat("samples"), out, z_grid, config.parameter_names, {**fingerprint, **used, **(metadata or {}), "command": command}, storage)
     shutil.rmtree(parts)
     return out
 
@@ -222,7 +229,7 @@ def _write_outputs(summary, pdf, samples, out: Path, z_grid, parameter_names, me
 
     out, pz, samples_path = output_paths(out)
     if storage == "compact":  # float32 summaries: 7 significant digits, far below any posterior width
-        summary = summary.astype({c: np.float32 for c in summary.columns if summary[c].dtype == np.float64})
+        summary = summary.astype({c: np.float32 for c in summary.columns if summary[c].dtype == np.float64 and c not in PASSTHROUGH_COLUMNS})
     if storage == "compact":
         from popz.posterior.compact import PZ_QUANTILE_LEVELS
 

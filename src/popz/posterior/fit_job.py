@@ -61,6 +61,7 @@ class Prepared(NamedTuple):
     settings: object
     fitter: Callable | None
     notes: tuple[str, ...]
+    filters: tuple[str, ...]  # each band's throughput tag (speclite name or file path with its SHA-256)
 
 
 @functools.lru_cache(maxsize=4)
@@ -148,7 +149,8 @@ def prepare(job: FitJob) -> Prepared:
                 result = with_mcmc_fallback(result, observations, refit)
             return result
 
-    return Prepared(config, labels, phot, emulator_id, prior, hyper, data_model, known_tracts, extinction, settings, fitter, tuple(notes))
+    filters = tuple(b.provenance for b in band_passes)
+    return Prepared(config, labels, phot, emulator_id, prior, hyper, data_model, known_tracts, extinction, settings, fitter, tuple(notes), filters)
 
 
 def rubin_table(job: FitJob, table, labels):
@@ -187,4 +189,5 @@ def fit_table(job: FitJob, table, out, *, first_row: int = 0, n_total: int | Non
         rubin, p.config, p.labels, out, emulator=p.emulator, emulator_id=p.emulator_id, prior=p.prior, hyper=p.hyper,
         data_model=p.data_model, extinction=p.extinction, settings=p.settings, fitter=p.fitter, storage=job.storage,
         chunk_size=chunk, batch_size=batch, first_row=first_row, known_tracts=p.known_tracts, command=command, progress=progress,
+        metadata={"filters": dict(zip(p.labels, p.filters))},
     )  # fmt: skip

@@ -70,8 +70,10 @@ def partition_output(out, partition: Partition) -> Path:
 def _fit_partition(job, partition: Partition, out: str, n_total: int, command: str) -> int:
     """Fit one partition (runs on a worker); returns its index."""
     from popz.io.catalog import read_table
+    from popz.io.compilation_cache import enable_compilation_cache
     from popz.posterior.fit_job import fit_table
 
+    enable_compilation_cache()  # a worker is a process of its own: POPZ_JAX_CACHE reaches it through the environment
     target = partition_output(out, partition)
     if not target.exists():
         fit_table(job, read_table(partition.path), target, first_row=partition.first_row, n_total=n_total, command=command)
