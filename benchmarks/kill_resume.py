@@ -245,7 +245,9 @@ def main() -> None:
         "|---:|---:|---|---|---|",
         *rows,
         "",
-        "**Bad input** (`popz fit` on spoiled copies of the first 200 rows; crashes = a traceback or an exit status other than 0/2):",
+        f"**Bad input: {len(cases)} cases, {sum('| yes |' in c for c in cases)} crashes, "
+        f"{sum(int(c.split('|')[4]) for c in cases if c.split('|')[4].strip().isdigit())} objects lost** "
+        "(`popz fit` on spoiled copies of the first 200 rows; crash = a traceback or an exit status other than 0/2):",
         "",
         "| case | exit status | crash | objects lost | outcome |",
         "|---|---:|---|---:|---|",
