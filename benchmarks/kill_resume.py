@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from _products import differences
 from _results import write_section
 
 FIT_OPTIONS = ["--storage", "compact", "--chunk-size", "1000", "--quiet"]
@@ -37,26 +38,6 @@ FIT_OPTIONS = ["--storage", "compact", "--chunk-size", "1000", "--quiet"]
 def popz(*args, env, check=True, timeout=1800):
     return subprocess.run([sys.executable, "-m", "popz.cli", *map(str, args)], capture_output=True, text=True, env=env,
                           timeout=timeout, check=check)  # fmt: skip
-
-
-def same_products(out: Path, reference: Path) -> str:
-    """'' if the three products of ``out`` equal ``reference``'s, else what differs."""
-    import h5py
-    import pandas as pd
-
-    from popz.posterior.catalog_fit import output_paths
-
-    a, b = pd.read_parquet(out), pd.read_parquet(reference)
-    if not a.equals(b):
-        return "summary table differs"
-    for mine, theirs in zip(output_paths(out)[1:], output_paths(reference)[1:]):
-        with h5py.File(mine) as f, h5py.File(theirs) as g:
-            keys = ["samples", "objectId"] if "samples" in g else [f"data/{k}" for k in g["data"]] + [f"ancil/{k}" for k in g["ancil"]]
-            for key in keys:
-                x, y = f[key][:], g[key][:]
-                if not np.array_equal(x, y, equal_nan=x.dtype.kind == "f"):
-                    return f"{mine.name}:{key} differs"
-    return ""
 
 
 def allowed_name(path: Path, out: Path) -> bool:
@@ -135,7 +116,7 @@ def kill_trials(catalog: Path, n: int, trials: int, work: Path, env: dict, seed:
         resumed = popz("fit", catalog, "--out", out, *FIT_OPTIONS, env=env, check=False)
         problems = [p for p in (after_kill, "; ".join(sorted(set(bad))), "" if resumed.returncode == 0 else resumed.stderr[-300:]) if p]
         if resumed.returncode == 0:
-            problems += [p for p in (same_products(out, reference),) if p]
+            problems += [p for p in (differences(out, reference),) if p]
             leftovers = [p.name for p in out.parent.rglob("*") if p.name.startswith(".") or p.name.endswith(".parts")]
             if leftovers:
                 problems.append(f"left behind: {leftovers}")

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from _products import differences
 from _results import write_section
 
 CHILD = """
@@ -43,28 +44,6 @@ def fit(catalog: str, out: str, method: str, chunk: int, batch: int) -> None:
     from popz.posterior.fit_job import fit_table
 
     fit_table(job(method, chunk, batch), pd.read_parquet(catalog), out)
-
-
-def differences(a: Path, b: Path) -> str:
-    """'identical' or what differs between two fits' three products."""
-    import h5py
-    import pandas as pd
-
-    from popz.posterior.catalog_fit import output_paths
-
-    x, y = pd.read_parquet(a), pd.read_parquet(b)
-    if not x.equals(y):
-        numeric = [c for c in x.columns if x[c].dtype.kind == "f"]
-        worst = max(float(np.nanmax(np.abs(x[c].to_numpy() - y[c].to_numpy()))) for c in numeric)
-        return f"summaries differ (max |diff| {worst:.2e})"
-    for mine, theirs in zip(output_paths(a)[1:], output_paths(b)[1:]):
-        with h5py.File(mine) as f, h5py.File(theirs) as g:
-            keys = ["samples"] if "samples" in g else [f"data/{k}" for k in g["data"]]
-            for key in keys:
-                x, y = f[key][:], g[key][:]
-                if not np.array_equal(x, y, equal_nan=x.dtype.kind == "f"):
-                    return f"{key} differs"
-    return "identical"
 
 
 def main() -> None:
@@ -95,7 +74,7 @@ def main() -> None:
             for chunk in sorted({args.n // 3 + 1, 100, 37}):
                 out = tmp / f"{method}-{chunk}.parquet"
                 fit(str(catalog), str(out), method, chunk, args.batch)
-                rows.append(f"| {method} | chunk {chunk} (reference: one chunk of {args.n}) | {differences(out, reference)} |")
+                rows.append(f"| {method} | chunk {chunk} (reference: one chunk of {args.n}) | {differences(out, reference) or 'identical'} |")
                 print(rows[-1], flush=True)
         reference = tmp / "npe+is-ref.parquet"
         if jax.default_backend() == "cpu" and len(os.sched_getaffinity(0)) > 1:
@@ -103,7 +82,7 @@ def main() -> None:
             code = CHILD.format({min(os.sched_getaffinity(0))}, bench=str(Path(__file__).parent), catalog=str(catalog),
                                 out=str(out), method="npe+is", chunk=args.n, batch=args.batch)  # fmt: skip
             subprocess.run([sys.executable, "-c", code], check=True)
-            rows.append(f"| npe+is | one CPU core instead of {len(os.sched_getaffinity(0))} (child process) | {differences(out, reference)} |")
+            rows.append(f"| npe+is | one CPU core instead of {len(os.sched_getaffinity(0))} (child process) | {differences(out, reference) or 'identical'} |")
             print(rows[-1], flush=True)
         if args.dask:
             folder = tmp / "parts"

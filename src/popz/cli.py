@@ -435,9 +435,10 @@ def fit_command(
     if catalog.is_dir() or scheduler is not None:
         from popz.posterior.partitioned import fit_partitioned, list_partitions
 
-        total = sum(p.n_rows for p in list_partitions(catalog))
-        with _progress("fit", total, "galaxies", quiet) as advance:
-            written = fit_partitioned(catalog, out, job, scheduler=scheduler, command=_command_line(), progress=advance)
+        partitions = list_partitions(catalog)
+        with _progress("fit", sum(p.n_rows for p in partitions), "galaxies", quiet) as advance:
+            written = fit_partitioned(catalog, out, job, scheduler=scheduler, command=_command_line(), progress=advance,
+                                      partitions=partitions)  # fmt: skip
         console.print(f"wrote {len(written)} partitions to {out} (manifest: {out / 'manifest.json'})")
         return
     prepared = prepare(job)

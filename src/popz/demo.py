@@ -26,10 +26,11 @@ def photoz_figure(summary, z_true: np.ndarray, png_path: Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from popz.posterior.report import redshift_metrics
+
     z = summary["z_median"].to_numpy()
     err = np.stack([z - summary["z_q16"].to_numpy(), summary["z_q84"].to_numpy() - z])
-    dz = (z - z_true) / (1 + z_true)
-    nmad = 1.4826 * np.median(np.abs(dz - np.median(dz)))
+    metrics = redshift_metrics(z, z_true)
     fig, ax = plt.subplots(figsize=(5.5, 5.5))
     ax.errorbar(z_true, z, yerr=err, fmt="o", ms=3, lw=0.6, alpha=0.7, color="C0", label="popz (median, 68%)")
     top = float(max(z_true.max(), z.max()) * 1.05)
@@ -40,7 +41,7 @@ def photoz_figure(summary, z_true: np.ndarray, png_path: Path) -> Path:
     ax.set_ylim(0, top)
     ax.set_xlabel("true redshift")
     ax.set_ylabel("photometric redshift")
-    ax.set_title(f"{len(z)} galaxies: NMAD {nmad:.3f}, outliers {np.mean(np.abs(dz) > 0.15):.1%}", fontsize=10)
+    ax.set_title(f"{len(z)} galaxies: NMAD {metrics['sigma_nmad']:.3f}, outliers {metrics['outlier_fraction']:.1%}", fontsize=10)
     ax.legend(loc="upper left")
     fig.tight_layout()
     fig.savefig(png_path, dpi=90)

@@ -222,7 +222,7 @@ RAIL_FLUX_TEMPLATE = "mag_{band}_lsst"
 RAIL_ERROR_TEMPLATE = "mag_err_{band}_lsst"
 _NON_DETECTION_MAG = 90.0  # 99 (RAIL, SExtractor): not detected, the error column holding a limit
 _NOT_OBSERVED_MAG = -90.0  # -99: not observed
-_LIMIT_RANGE_MAG = (15.0, 40.0)  # a non-detection's error column must read as a plausible limiting magnitude
+LIMIT_RANGE_MAG = (15.0, 40.0)  # a non-detection's error column must read as a plausible limiting magnitude
 
 
 def _magnitudes_to_flux(value, error, zero_point):
@@ -230,12 +230,12 @@ def _magnitudes_to_flux(value, error, zero_point):
 
     m <= -90: not observed (NaN, NaN). m >= 90: a non-detection, flux 0 with the
     error column read as the 1-sigma limiting magnitude, if that lies within
-    _LIMIT_RANGE_MAG; otherwise (99/99, say) not observed.
+    LIMIT_RANGE_MAG; otherwise (99/99, say) not observed.
     """
     magnitude = np.isfinite(value) & (value > _NOT_OBSERVED_MAG) & (value < _NON_DETECTION_MAG)
     flux = np.where(magnitude, 10.0 ** (-0.4 * (np.where(magnitude, value, 0.0) - zero_point)), np.nan)
     err = 0.4 * np.log(10.0) * flux * error  # NaN where the error is missing: flagged downstream as an invalid band
-    limit_ok = (value >= _NON_DETECTION_MAG) & (error > _LIMIT_RANGE_MAG[0]) & (error < _LIMIT_RANGE_MAG[1])
+    limit_ok = (value >= _NON_DETECTION_MAG) & (error > LIMIT_RANGE_MAG[0]) & (error < LIMIT_RANGE_MAG[1])
     flux = np.where(limit_ok, 0.0, flux)
     err = np.where(limit_ok, 10.0 ** (-0.4 * (np.where(limit_ok, error, 30.0) - zero_point)), err)
     return flux, err

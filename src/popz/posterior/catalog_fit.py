@@ -114,7 +114,7 @@ def fit_catalog(
     if storage not in ("full", "compact"):
         raise PopzError(f"storage must be full or compact, got {storage!r}")
     if batch_size is None:
-        batch_size = min(default_batch_size(), 1 << max(len(table) - 1, 0).bit_length())
+        batch_size = default_batch_size(len(table))
     if chunk_size < 1 or batch_size < 1 or n_keep < 1:
         raise PopzError(f"chunk size, batch size and draws kept must be positive, got {chunk_size}, {batch_size}, {n_keep}")
     if storage == "compact":
@@ -188,11 +188,15 @@ def fit_catalog(
     return out
 
 
-def default_batch_size() -> int:
-    """Galaxies per device call unless the user says: 256 on CPU, 4096 on a GPU or TPU."""
+def default_batch_size(n_total: int | None = None) -> int:
+    """Galaxies per device call unless the user says: 256 on CPU, 4096 on a GPU or TPU, or for a catalog of
+    ``n_total`` rows that is smaller, its size rounded up to a power of two."""
     import jax
 
-    return DEFAULT_BATCH.get(jax.default_backend(), 4096)
+    batch = DEFAULT_BATCH.get(jax.default_backend(), 4096)
+    if n_total is not None:
+        batch = min(batch, 1 << max(n_total - 1, 0).bit_length())
+    return batch
 
 
 def fit_in_batches(fitter: Callable, observations, object_id: np.ndarray, batch_size: int, first_row: int = 0):

@@ -171,7 +171,7 @@ def batch_and_chunk(job: FitJob, n_total: int) -> tuple[int, int]:
     (default: a whole number of batches near 256 galaxies for MCMC, 4096 for the amortized path)."""
     from popz.posterior.catalog_fit import default_batch_size
 
-    batch = job.batch_size or min(default_batch_size(), 1 << max(n_total - 1, 0).bit_length())
+    batch = job.batch_size or default_batch_size(n_total)
     # a chunk is a whole number of device calls, or the last call of each chunk runs part-empty
     chunk = job.chunk_size or -(-(256 if job.method == "mcmc" else 4096) // batch) * batch
     return batch, chunk

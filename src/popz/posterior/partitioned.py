@@ -107,9 +107,12 @@ def _client(scheduler: str):
 
 
 def fit_partitioned(dataset, out, job, *, scheduler: str | None = None, command: str = "",
-                    progress: Callable[[int], None] | None = None) -> list[Path]:  # fmt: skip
-    """Fit every partition of ``dataset`` into folder ``out``; returns the partitions' summary paths in order."""
-    partitions = list_partitions(dataset)
+                    progress: Callable[[int], None] | None = None, partitions: list[Partition] | None = None) -> list[Path]:  # fmt: skip
+    """Fit every partition of ``dataset`` into folder ``out``; returns the partitions' summary paths in order.
+
+    ``partitions``: :func:`list_partitions` of ``dataset`` when the caller has it already (it reads every file's footer).
+    """
+    partitions = partitions if partitions is not None else list_partitions(dataset)
     out = Path(out)
     if out.suffix == ".parquet":
         raise PopzError(f"--out for a partitioned dataset is a folder, not a Parquet file: {out}")

@@ -12,7 +12,6 @@ per-object ``flags`` as ancillary data. See docs/rail.md.
 
 from __future__ import annotations
 
-import functools
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +33,6 @@ _SUMMARY_BLOCK = 256  # galaxies per p(z) evaluation: bounds the KDE's (block, g
 # RAIL's magnitude sentinels are mapped onto popz's (io.catalog): >= 90 not detected, <= -90 not observed
 _POPZ_NON_DETECTION = 99.0
 _POPZ_NOT_OBSERVED = -99.0
-_LIMIT_RANGE_MAG = (15.0, 40.0)  # an error column holding a plausible 1-sigma limiting magnitude (popz's rule)
 
 
 def _name_or_path(value: str) -> str:
@@ -127,29 +125,6 @@ def _check_networks(config, emulator: str, posterior: str) -> None:
             raise EmulatorFileError(f"the {what} at {folder} was trained for another model than {config.name!r} (hash {config.hash[:12]})")
 
 
-@functools.lru_cache(maxsize=2)
-def _networks(popz_model: str, emulator: str, posterior: str) -> dict:
-    """Model config, emulator, flow, prior and extinction table: loaded once per process (the flow takes ~10 s on a CPU)."""
-    from popz.config import load_model
-    from popz.data_model import make_extinction_table
-    from popz.emulate.files import load
-    from popz.infer.amortized_files import load_posterior
-    from popz.population import make_population_prior
-    from popz.sps.filters import band_labels, load_bands
-
-    config = load_model(popz_model)
-    prior = make_population_prior(config)
-    return dict(
-        config=config,
-        labels=tuple(band_labels(config.bands)),
-        emulator=load(emulator, kind="photometry", config=config),
-        flow=load_posterior(posterior, config=config),
-        prior=prior,
-        hyper=prior.hyper(),
-        extinction=make_extinction_table(load_bands(config.bands)),
-    )
-
-
 class PopzEstimator(CatEstimator):
     """Per-galaxy p(z) and SPS-parameter summaries from popz's amortized posterior.
 
@@ -228,15 +203,17 @@ class PopzEstimator(CatEstimator):
         return self.model
 
     def _prepare(self) -> None:
-        """Load the networks (cached per process) and build the batch fitter, once per run."""
-        from popz.data_model import default_data_model
-        from popz.infer.amortized_fit import NPESettings, npe_batch
+        """Load the networks and build the batch fitter (popz's own, cached per process), once per run."""
+        from popz.posterior.catalog_fit import default_batch_size
+        from popz.posterior.fit_job import FitJob, prepare
 
         if self._popz is None:  # _process_chunk called without run()
             self.open_model(**self.config)
         s = self._popz
-        nets = _networks(s["popz_model"], s["emulator"], s["posterior"])
-        config, labels = nets["config"], nets["labels"]
+        job = FitJob(method=s["method"], posterior=s["posterior"], n_draws=int(self.config.n_draws), model=s["popz_model"],
+                     emulator=s["emulator"], error_floor=s["error_floor"], seed=int(self.config.seed))  # fmt: skip
+        prepared = prepare(job)
+        config, labels = prepared.config, prepared.labels
         if s["model_hash"] is not None and s["model_hash"] != config.hash:
             raise ValueError(f"popz: model {s['popz_model']!r} has changed since PopzInformer ran (hash {config.hash[:12]}): rerun it")
         if len(self.config.err_bands) != len(self.config.bands):
@@ -246,16 +223,8 @@ class PopzEstimator(CatEstimator):
                 f"popz: bands lists {len(self.config.bands)} columns, the model has {len(labels)} bands ({', '.join(labels)}): "
                 "give one magnitude column per model band, in the model's order"
             )
-        data_model = default_data_model(0, len(labels), error_floor=s["error_floor"])
-        settings = NPESettings(n_draws=int(self.config.n_draws), importance=s["method"] == "npe+is", seed=int(self.config.seed))
-        common = dict(flow=nets["flow"], emulator=nets["emulator"], prior=nets["prior"], hyper=nets["hyper"],
-                      data_model=data_model, extinction=nets["extinction"], settings=settings)  # fmt: skip
-
-        def fitter(observations, object_id):
-            return npe_batch(observations, object_id=object_id, **common)
-
-        self._nets, self._fitter = nets, fitter
-        self._batch = self.config.batch_size or _auto_batch(self._input_length)
+        self._nets, self._fitter = dict(config=config, labels=labels), prepared.fitter
+        self._batch = self.config.batch_size or default_batch_size(self._input_length or 1)
 
     def _initialize_run(self) -> None:
         super()._initialize_run()
@@ -265,7 +234,7 @@ class PopzEstimator(CatEstimator):
         """RAIL's columns -> popz's Rubin columns (objectId, ebv, <band>_cModelFlux[Err] in nJy)."""
         import pandas as pd
 
-        from popz.io.catalog import to_rubin_columns
+        from popz.io.catalog import LIMIT_RANGE_MAG, to_rubin_columns
 
         n = end - start
         labels = self._nets["labels"]
@@ -284,7 +253,7 @@ class PopzEstimator(CatEstimator):
             err = np.asarray(data[err_col], np.float64).copy()
             undetected = np.isnan(mag) if np.isnan(nondetect) else mag == nondetect
             unobserved = (np.isnan(mag) & ~undetected) | (mag == nonobserved)
-            limit_ok = (err > _LIMIT_RANGE_MAG[0]) & (err < _LIMIT_RANGE_MAG[1])
+            limit_ok = (err > LIMIT_RANGE_MAG[0]) & (err < LIMIT_RANGE_MAG[1])
             limit = self.config.mag_limits.get(mag_col) if self.config.mag_limits else None
             if limit is not None:  # no usable limit in the error column: RAIL's limiting magnitude for the band
                 err = np.where(undetected & ~limit_ok, float(limit), err)
@@ -325,14 +294,6 @@ class PopzEstimator(CatEstimator):
         ancil["flags"] = flags
         ensemble.set_ancil(ancil)
         self._do_chunk_output(ensemble, start, end, first, data=data)
-
-
-def _auto_batch(n_total: int | None) -> int:
-    """popz's default batch (256 on CPU, 4096 on GPU), or the input's size rounded up to a power of two if smaller."""
-    from popz.posterior import catalog_fit
-
-    default = catalog_fit.default_batch_size() if hasattr(catalog_fit, "default_batch_size") else 256
-    return min(default, 1 << max((n_total or 1) - 1, 0).bit_length())
 
 
 def _summaries(samples: np.ndarray, parameter_names, grid: np.ndarray, first_row: int) -> tuple[dict, np.ndarray]:
