@@ -1,7 +1,8 @@
 """Fitting a catalog split in Parquet partitions, here or on a Dask cluster, resumably.
 
-A dataset is a folder of Parquet files (a HATS catalog's ``Norder=*/Dir=*/Npix=*.parquet``
-leaves included), taken in sorted path order; partition k holds catalog rows
+A dataset is a folder of Parquet files, taken in sorted path order, or a HATS
+catalog (or collection), whose ``Norder=*/Dir=*/Npix=*.parquet`` leaves are
+taken in HEALPix order (nested index at order 29); partition k holds catalog rows
 ``first_row .. first_row + n_rows``. Each partition is fitted by
 :func:`popz.posterior.fit_job.fit_table` into ``OUT/part-KKKKK.parquet`` (with
 its ``.pz.hdf5`` and ``.samples.hdf5``); the summary Parquet is written last,
@@ -10,7 +11,8 @@ atomically after each partition) lists the partitions, their row ranges and
 which are complete.
 
 - A rerun skips completed partitions and resumes unfinished ones chunk by chunk.
-- On Dask (``scheduler="local:N"`` or ``"tcp://host:port"``), a lost worker's
+- On Dask (``scheduler="local:N"`` or ``"tcp://host:port"``), a HATS catalog is
+  read by LSDB (``Catalog.map_partitions``, one task per HEALPix pixel); a lost worker's
   partitions are recomputed by the scheduler on the others; models load once
   per worker process (:func:`popz.posterior.fit_job.prepare` is cached).
 - Each row's random stream follows its object id and its slot in a device call
@@ -21,13 +23,14 @@ which are complete.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Callable, NamedTuple
 
 from popz.errors import PopzError
 from popz.io.atomic import atomic_path
 
-__all__ = ["Partition", "list_partitions", "partition_output", "fit_partitioned", "read_partitioned"]
+__all__ = ["Partition", "hats_catalog", "list_partitions", "partition_output", "fit_partitioned", "read_partitioned"]
 
 MANIFEST = "manifest.json"
 
@@ -39,12 +42,57 @@ class Partition(NamedTuple):
     first_row: int
 
 
+_LEAF = re.compile(r"Norder=(\d+)/Dir=\d+/Npix=(\d+)\.parquet$")
+
+
+def _properties(path: Path) -> dict[str, str]:
+    lines = (line.split("=", 1) for line in path.read_text().splitlines() if "=" in line and not line.startswith("#"))
+    return {key.strip(): value.strip() for key, value in lines}
+
+
+def hats_catalog(dataset) -> Path | None:
+    """The catalog folder of the HATS catalog or collection at ``dataset``; None when it is not one."""
+    folder = Path(dataset)
+    if (folder / "collection.properties").is_file():
+        primary = _properties(folder / "collection.properties").get("hats_primary_table_url")
+        if not primary:
+            raise PopzError(f"HATS collection {folder} names no primary catalog (hats_primary_table_url)")
+        folder = folder / primary
+    if ((folder / "hats.properties").is_file() or (folder / "properties").is_file()) and (folder / "dataset").is_dir():
+        return folder
+    return None
+
+
+def _pixel(path) -> tuple[int, int]:
+    """(order, pixel) of a HATS leaf file."""
+    match = _LEAF.search(Path(path).as_posix())
+    if match is None:
+        raise PopzError(f"{path} is not a HATS leaf (Norder=K/Dir=D/Npix=N.parquet)")
+    return int(match.group(1)), int(match.group(2))
+
+
+def _hats_leaves(catalog: Path) -> list[Path]:
+    leaves = list((catalog / "dataset").glob("Norder=*/Dir=*/Npix=*"))
+    if any(leaf.is_dir() for leaf in leaves):
+        raise PopzError(f"HATS catalog {catalog} splits pixels into folders of files: not supported, write one file per pixel")
+
+    def nested_index_at_order_29(leaf):
+        order, pixel = _pixel(leaf)
+        return pixel << (2 * (29 - order))
+
+    return sorted(leaves, key=nested_index_at_order_29)
+
+
 def list_partitions(dataset) -> list[Partition]:
-    """The Parquet partitions of ``dataset`` (a folder, searched recursively, or one file), in sorted path order."""
+    """The Parquet partitions of ``dataset``: one file; a HATS catalog's leaves in HEALPix order; or a folder's
+    files (searched recursively) in sorted path order."""
     import pyarrow.parquet as pq
 
     dataset = Path(dataset)
-    if dataset.is_file():
+    catalog = hats_catalog(dataset) if dataset.is_dir() else None
+    if catalog is not None:
+        paths = _hats_leaves(catalog)
+    elif dataset.is_file():
         paths = [dataset]
     elif dataset.is_dir():
         paths = sorted(p for p in dataset.rglob("*.parquet") if not p.name.startswith(".") and not p.name.startswith("_"))
@@ -78,6 +126,40 @@ def _fit_partition(job, partition: Partition, out: str, n_total: int, command: s
     if not target.exists():
         fit_table(job, read_table(partition.path), target, first_row=partition.first_row, n_total=n_total, command=command)
     return partition.index
+
+
+def _fit_hats_pixel(frame, pixel, job, out: str, by_pixel: dict, n_total: int, command: str):
+    """LSDB's map_partitions function: fit the rows of one HEALPix pixel (runs on a worker)."""
+    import pandas as pd
+    import pyarrow as pa
+
+    from popz.io.compilation_cache import enable_compilation_cache
+    from popz.posterior.fit_job import fit_table
+
+    partition = by_pixel[(pixel.order, pixel.pixel)]
+    enable_compilation_cache()
+    target = partition_output(out, partition)
+    if not target.exists():
+        # the arrow round trip gives the column types pandas.read_parquet gives, as in a one-process fit
+        table = pa.Table.from_pandas(pd.DataFrame(frame).reset_index(), preserve_index=False).to_pandas()
+        fit_table(job, table, target, first_row=partition.first_row, n_total=n_total, command=command)
+    return pd.Series([partition.index], dtype="int64", name="partition")
+
+
+def _submit_hats(client, catalog: Path, todo: list[Partition], job, out: str, n_total: int, command: str):
+    """One future per unfinished pixel, via LSDB's map_partitions; each returns a Series holding its partition index."""
+    try:
+        import lsdb
+    except ImportError:
+        raise PopzError("fitting a HATS catalog on Dask needs LSDB: pip install 'popz[hats]'") from None
+    import pandas as pd
+
+    by_pixel = {_pixel(p.path): p for p in todo}
+    pixels = [lsdb.HealpixPixel(order, pixel) for order, pixel in by_pixel]
+    hats = lsdb.open_catalog(catalog, search_filter=lsdb.PixelSearch(pixels))
+    series = hats.map_partitions(_fit_hats_pixel, job, out, by_pixel, n_total, command, include_pixel=True,
+                                 meta=pd.Series([], dtype="int64", name="partition"))  # fmt: skip
+    return client.compute(series.to_delayed())
 
 
 def _write_manifest(out: Path, dataset, partitions, done: set[int], job) -> None:
@@ -141,12 +223,17 @@ def fit_partitioned(dataset, out, job, *, scheduler: str | None = None, command:
     elif todo:
         from distributed import as_completed
 
+        catalog = hats_catalog(dataset) if Path(dataset).is_dir() else None
         client, cluster = _client(scheduler)
         try:
-            futures = [client.submit(_fit_partition, job, p, str(out), n_total, command, pure=False, key=f"popz-part-{p.index}")
-                       for p in todo]  # fmt: skip
+            if catalog is not None:
+                futures = _submit_hats(client, catalog, todo, job, str(out), n_total, command)
+            else:
+                futures = [client.submit(_fit_partition, job, p, str(out), n_total, command, pure=False, key=f"popz-part-{p.index}")
+                           for p in todo]  # fmt: skip
             for future in as_completed(futures):
                 index = future.result()
+                index = int(index.iloc[0]) if catalog is not None else index
                 done.add(index)
                 _write_manifest(out, dataset, partitions, done, job)
                 if progress:
