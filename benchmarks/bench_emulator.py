@@ -59,7 +59,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=100000)
     parser.add_argument("--n-simulator", type=int, default=300, help="0: emulators only (a GPU machine without bagpipes)")
     parser.add_argument("--workers", type=int, default=2, help="simulator processes for the all-cores figure")
-    parser.add_argument("--chunk", type=int, default=2048, help="rows per block for chunked_vmap")
+    parser.add_argument("--chunk", default="2048", help="rows per block for chunked_vmap; several, comma-separated, are each timed")
     args = parser.parse_args()
 
     import jax
@@ -95,11 +95,12 @@ def main() -> None:
     fn = jax.jit(jax.vmap(photometry.magnitudes))
     rate = args.batch / _time(fn, jnp.asarray(theta))
     rows.append((f"photometric emulator, one vmap over batch {args.batch}, {device.platform}", rate, rate / sim_rate, rate / sim_rate_all))
-    fn = jax.jit(chunked_vmap(photometry.magnitudes, args.chunk))
-    rate = args.batch / _time(fn, jnp.asarray(theta))
-    rows.append(
-        (f"photometric emulator, batch {args.batch} in blocks of {args.chunk}, {device.platform}", rate, rate / sim_rate, rate / sim_rate_all)
-    )
+    for chunk in (int(c) for c in str(args.chunk).split(",")):
+        fn = jax.jit(chunked_vmap(photometry.magnitudes, chunk))
+        rate = args.batch / _time(fn, jnp.asarray(theta))
+        rows.append(
+            (f"photometric emulator, batch {args.batch} in blocks of {chunk}, {device.platform}", rate, rate / sim_rate, rate / sim_rate_all)
+        )
     try:
         spectrum = load(args.emulator, kind="spectrum")
     except Exception as err:  # noqa: BLE001 - the spectrum emulator is optional here

@@ -229,3 +229,21 @@ def test_npe_is_weights_and_mcmc_fallback(config, shipped):
     assert np.all(refit.flags & FLAG_REFIT_MCMC)
     assert not np.array_equal(refit.samples, result.samples)
     assert refit.samples.shape == result.samples.shape
+
+
+def test_compact_quantiles_stay_strictly_increasing_in_float32_for_qp():
+    """Importance weights that collapse onto one or two draws give tied quantiles; the stored (float32) quantiles must
+    still increase strictly, or qp's interpolators refuse the ensemble (as RAIL's evaluation would)."""
+    import qp
+
+    from popz.posterior.compact import PZ_QUANTILE_LEVELS, redshift_quantiles
+
+    samples = np.stack([np.full(100, 1.5), np.r_[np.full(60, 0.7), np.full(40, 2.9)], np.linspace(0.1, 0.2, 100)])
+    q = redshift_quantiles(samples).astype(np.float32)
+    assert np.all(np.diff(q, axis=1) > 0)
+    assert np.allclose(q[0], 1.5, atol=1e-5) and np.allclose(q[2, [0, -1]], [0.1001, 0.1999], atol=1e-3)
+    ens = qp.Ensemble(qp.quant, data=dict(quants=PZ_QUANTILE_LEVELS, locs=q.astype(np.float64)))
+    # qp builds and evaluates it (its cdf between two far-apart tied groups is its own interpolation, not checked)
+    cdf = np.ravel(ens.cdf(np.array([[1.6], [1.0], [0.15]])))
+    assert np.all(np.isfinite(cdf)) and cdf[0] > 0.99 and abs(cdf[2] - 0.5) < 0.02
+    assert np.all(np.isfinite(ens.ppf(np.full((3, 1), 0.5))))

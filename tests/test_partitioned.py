@@ -99,3 +99,13 @@ def test_a_hats_catalog_on_lsdb_gives_the_same_table(dataset, single, tmp_path):
             np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5, err_msg=column)
         else:
             np.testing.assert_array_equal(a, b, err_msg=column)
+
+
+def test_limit_on_a_partitioned_dataset_is_refused_not_ignored(dataset, tmp_path):
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-m", "popz.cli", "fit", str(dataset[0]), "--out", str(tmp_path / "out"), "--limit", "10"],
+                            capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "--limit applies to one catalog file" in result.stderr and not (tmp_path / "out").exists()

@@ -435,6 +435,9 @@ def fit_command(
     if catalog.is_dir() or scheduler is not None:
         from popz.posterior.partitioned import fit_partitioned, list_partitions
 
+        if limit is not None:
+            raise PopzError("--limit applies to one catalog file, not to a partitioned dataset: fit one of its files, or drop --limit")
+
         partitions = list_partitions(catalog)
         with _progress("fit", sum(p.n_rows for p in partitions), "galaxies", quiet) as advance:
             written = fit_partitioned(catalog, out, job, scheduler=scheduler, command=_command_line(), progress=advance,

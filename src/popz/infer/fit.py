@@ -206,6 +206,9 @@ def fit_batch(
 _COMPILED: dict = {}
 
 
+DRAW_BLOCK = 16  # kept draws mapped back to parameters at once, per galaxy
+
+
 def _fit_compiled(prior, settings: FitSettings):
     """The jitted batch fit for one prior object and settings (cached: compiled once per batch shape).
 
@@ -272,7 +275,9 @@ def _fit_compiled(prior, settings: FitSettings):
         _, chain, chain_lp, acc = ensemble.sample(k_keep, state, log_post, settings.n_steps, thin=settings.thin, settings=settings.moves)
         tau = integrated_autocorr_time(chain)
         rhat = split_rhat(chain)
-        flat = jax.vmap(to_theta)(chain.reshape(-1, chain.shape[-1]))
+        # kept draws in blocks, not one vmap: through the spectrum emulator (other bands) each evaluation holds
+        # (bands x wavelength pixels) temporaries, which for every draw of a 256-galaxy batch exceed any memory
+        flat = jax.lax.map(to_theta, chain.reshape(-1, chain.shape[-1]), batch_size=DRAW_BLOCK)
         chain_lp = chain_lp - jax.vmap(jax.vmap(reparam.log_jacobian))(chain)
         domain = jnp.mean(jax.vmap(emulator.domain_flags)(flat) > 0)
         return flat, chain_lp.reshape(-1), tau, rhat, jnp.mean(acc), domain

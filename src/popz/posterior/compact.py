@@ -24,9 +24,12 @@ N_COMPACT_SAMPLES = 4
 
 def redshift_quantiles(z_samples: np.ndarray) -> np.ndarray:
     """p(z) quantiles (G, 33) at PZ_QUANTILE_LEVELS from samples (G, S); strictly increasing along axis 1."""
-    q = np.quantile(np.asarray(z_samples, np.float64), PZ_QUANTILE_LEVELS, axis=1).T
-    # ties (few distinct samples) would give qp a zero-width bin: separate them by a negligible step
-    return np.maximum.accumulate(q + 1e-7 * np.arange(q.shape[1]), axis=1)
+    q = np.quantile(np.asarray(z_samples, np.float64), PZ_QUANTILE_LEVELS, axis=1).T.astype(np.float32)
+    # ties (few distinct samples, as after importance weights collapse) would give qp a zero-width bin, which its
+    # interpolators refuse: step each tie up to the next float32, the precision the compact file stores
+    for k in range(1, q.shape[1]):
+        q[:, k] = np.maximum(q[:, k], np.nextafter(q[:, k - 1], np.float32(np.inf)))
+    return q.astype(np.float64)
 
 
 def quantile_cdf(quantiles: np.ndarray, z: np.ndarray) -> np.ndarray:
