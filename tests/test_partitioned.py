@@ -109,3 +109,16 @@ def test_limit_on_a_partitioned_dataset_is_refused_not_ignored(dataset, tmp_path
                             capture_output=True, text=True, timeout=300)  # fmt: skip
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "--limit applies to one catalog file" in result.stderr and not (tmp_path / "out").exists()
+
+
+def test_an_error_in_a_hats_pixel_on_dask_is_a_popz_error(dataset, tmp_path):
+    """LSDB wraps a worker's exception in a RuntimeError; the user still gets popz's one-line error."""
+    lsdb = pytest.importorskip("lsdb")
+
+    _, _, mock = dataset
+    rows = pd.concat([mock.iloc[:100], mock.iloc[:1]], ignore_index=True)  # one id twice, in one pixel
+    lsdb.from_dataframe(rows, ra_column="coord_ra", dec_column="coord_dec", margin_threshold=None).write_catalog(
+        tmp_path / "hats", catalog_name="dup", progress_bar=False)  # fmt: skip
+    os.environ.setdefault("POPZ_JAX_CACHE", str(tmp_path / "jax-cache"))
+    with pytest.raises(PopzError, match=r"^HATS pixel .*object ids must be unique"):
+        fit_partitioned(tmp_path / "hats", tmp_path / "out", JOB, scheduler="local:2")

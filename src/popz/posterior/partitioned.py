@@ -140,7 +140,8 @@ def _fit_hats_pixel(frame, pixel, job, out: str, by_pixel: dict, n_total: int, c
     enable_compilation_cache()
     target = partition_output(out, partition)
     if not target.exists():
-        # the arrow round trip gives the column types pandas.read_parquet gives, as in a one-process fit
+        # a plain pandas frame with _healpix_29 back as a column, as a one-process fit reads the leaf (LSDB's pyarrow
+        # dtypes stay; numbers and missing values read the same)
         table = pa.Table.from_pandas(pd.DataFrame(frame).reset_index(), preserve_index=False).to_pandas()
         fit_table(job, table, target, first_row=partition.first_row, n_total=n_total, command=command)
     return pd.Series([partition.index], dtype="int64", name="partition")
@@ -156,7 +157,13 @@ def _submit_hats(client, catalog: Path, todo: list[Partition], job, out: str, n_
 
     by_pixel = {_pixel(p.path): p for p in todo}
     pixels = [lsdb.HealpixPixel(order, pixel) for order, pixel in by_pixel]
-    hats = lsdb.open_catalog(catalog, search_filter=lsdb.PixelSearch(pixels))
+    # every column, as a one-process fit reads them (a catalog's hats_cols_default could otherwise drop tract or ids)
+    hats = lsdb.open_catalog(catalog, search_filter=lsdb.PixelSearch(pixels), columns="all")
+    listed = {(p.order, p.pixel) for p in hats.get_healpix_pixels()}
+    unlisted = [f"Norder={o}/Npix={n}" for o, n in by_pixel if (o, n) not in listed]
+    if unlisted:
+        raise PopzError(f"HATS catalog {catalog}: leaves on disk missing from its metadata ({', '.join(unlisted[:3])}): "
+                        "rebuild its partition_info.csv and _metadata (hats-import), or fit without --scheduler")  # fmt: skip
     series = hats.map_partitions(_fit_hats_pixel, job, out, by_pixel, n_total, command, include_pixel=True,
                                  meta=pd.Series([], dtype="int64", name="partition"))  # fmt: skip
     return client.compute(series.to_delayed())
@@ -232,7 +239,13 @@ def fit_partitioned(dataset, out, job, *, scheduler: str | None = None, command:
                 futures = [client.submit(_fit_partition, job, p, str(out), n_total, command, pure=False, key=f"popz-part-{p.index}")
                            for p in todo]  # fmt: skip
             for future in as_completed(futures):
-                index = future.result()
+                try:
+                    index = future.result()
+                except RuntimeError as err:  # LSDB wraps what the function raised, PopzError included, in a RuntimeError
+                    match = re.search(r"Error applying function _fit_hats_pixel to partition \d+, pixel ([^:]+): (.*)", str(err), re.S)
+                    if match is None:
+                        raise
+                    raise PopzError(f"HATS pixel {match.group(1)}: {match.group(2).strip()}") from None
                 index = int(index.iloc[0]) if catalog is not None else index
                 done.add(index)
                 _write_manifest(out, dataset, partitions, done, job)
