@@ -167,12 +167,8 @@ def fit_catalog(
     chunks = [np.load(parts / f"chunk_{k:06d}.npz") for k in range(n_chunks)]
     cat = lambda key: np.concatenate([c[key] for c in chunks])  # noqa: E731
     frame = {"objectId": cat("objectId")}
-    for key in chunks[0].files:
-        if key.startswith("pass_"):
-            frame[key[5:]] = cat(key)
-    for key in chunks[0].files:
-        if key.startswith("col_"):
-            frame[key[4:]] = cat(key)
+    for prefix in ("pass_", "col_"):  # the catalog's metadata, then the summaries
+        frame.update({key[len(prefix):]: cat(key) for key in chunks[0].files if key.startswith(prefix)})
     frame["flags"] = cat("flags").astype(np.int32)
     for key in chunks[0].files:
         if key.startswith("diag_"):
@@ -232,11 +228,11 @@ def _write_outputs(summary, pdf, samples, out: Path, z_grid, parameter_names, me
     import qp
 
     out, pz, samples_path = output_paths(out)
-    if storage == "compact":  # float32 summaries: 7 significant digits, far below any posterior width
-        summary = summary.astype({c: np.float32 for c in summary.columns if summary[c].dtype == np.float64 and c not in PASSTHROUGH_COLUMNS})
     if storage == "compact":
         from popz.posterior.compact import PZ_QUANTILE_LEVELS
 
+        # float32 summaries: 7 significant digits, far below any posterior width
+        summary = summary.astype({c: np.float32 for c in summary.columns if summary[c].dtype == np.float64 and c not in PASSTHROUGH_COLUMNS})
         ensemble = qp.Ensemble(qp.quant, data=dict(quants=PZ_QUANTILE_LEVELS, locs=pdf))
     else:
         ensemble = qp.Ensemble(qp.interp, data=dict(xvals=z_grid, yvals=pdf))

@@ -89,7 +89,7 @@ def list_partitions(dataset) -> list[Partition]:
     import pyarrow.parquet as pq
 
     dataset = Path(dataset)
-    catalog = hats_catalog(dataset) if dataset.is_dir() else None
+    catalog = hats_catalog(dataset)
     if catalog is not None:
         paths = _hats_leaves(catalog)
     elif dataset.is_file():
@@ -115,8 +115,11 @@ def partition_output(out, partition: Partition) -> Path:
     return Path(out) / f"part-{partition.index:05d}.parquet"
 
 
-def _fit_partition(job, partition: Partition, out: str, n_total: int, command: str) -> int:
-    """Fit one partition (runs on a worker); returns its index."""
+def _fit_partition(job, partition: Partition, out: str, n_total: int, command: str, read_rows: Callable | None = None) -> int:
+    """Fit one partition (runs on a worker) unless its output exists; returns its index.
+
+    ``read_rows``: gives the partition's table (default: read its file).
+    """
     from popz.io.catalog import read_table
     from popz.io.compilation_cache import enable_compilation_cache
     from popz.posterior.fit_job import fit_table
@@ -124,7 +127,8 @@ def _fit_partition(job, partition: Partition, out: str, n_total: int, command: s
     enable_compilation_cache()  # a worker is a process of its own: POPZ_JAX_CACHE reaches it through the environment
     target = partition_output(out, partition)
     if not target.exists():
-        fit_table(job, read_table(partition.path), target, first_row=partition.first_row, n_total=n_total, command=command)
+        table = read_rows() if read_rows is not None else read_table(partition.path)
+        fit_table(job, table, target, first_row=partition.first_row, n_total=n_total, command=command)
     return partition.index
 
 
@@ -133,18 +137,13 @@ def _fit_hats_pixel(frame, pixel, job, out: str, by_pixel: dict, n_total: int, c
     import pandas as pd
     import pyarrow as pa
 
-    from popz.io.compilation_cache import enable_compilation_cache
-    from popz.posterior.fit_job import fit_table
-
-    partition = by_pixel[(pixel.order, pixel.pixel)]
-    enable_compilation_cache()
-    target = partition_output(out, partition)
-    if not target.exists():
+    def read_rows():
         # a plain pandas frame with _healpix_29 back as a column, as a one-process fit reads the leaf (LSDB's pyarrow
         # dtypes stay; numbers and missing values read the same)
-        table = pa.Table.from_pandas(pd.DataFrame(frame).reset_index(), preserve_index=False).to_pandas()
-        fit_table(job, table, target, first_row=partition.first_row, n_total=n_total, command=command)
-    return pd.Series([partition.index], dtype="int64", name="partition")
+        return pa.Table.from_pandas(pd.DataFrame(frame).reset_index(), preserve_index=False).to_pandas()
+
+    index = _fit_partition(job, by_pixel[(pixel.order, pixel.pixel)], out, n_total, command, read_rows)
+    return pd.Series([index], dtype="int64", name="partition")
 
 
 def _submit_hats(client, catalog: Path, todo: list[Partition], job, out: str, n_total: int, command: str):
@@ -230,7 +229,7 @@ def fit_partitioned(dataset, out, job, *, scheduler: str | None = None, command:
     elif todo:
         from distributed import as_completed
 
-        catalog = hats_catalog(dataset) if Path(dataset).is_dir() else None
+        catalog = hats_catalog(dataset)
         client, cluster = _client(scheduler)
         try:
             if catalog is not None:
