@@ -16,3 +16,13 @@ site=$(.venv/bin/python -c "import sysconfig; print(sysconfig.get_paths()['purel
 cp -r "$site/dust_extinction" .gpu/extra/   # pure Python, not on the wheel mirror
 cp "$site/rail/examples_data/testdata/test_dc2_validation_9816.hdf5" .gpu/
 du -sh .gpu
+# for gpu_fits.sh: the SDSS data, the IGM table (the spectrum emulator needs it; bagpipes is absent there) and
+# the peer benchmark's data folders (popz's rows are fitted there, the peers' here, scored together by peers.py)
+rm -rf .gpu/sdss_mgs .gpu/peers && cp -r ../shared/data/sdss_mgs .gpu/sdss_mgs
+POPZ_IGM_TABLE=$PWD/.gpu/inoue14_igm.npz .venv/bin/python -c "from popz.sps.igm import _inoue14_table; _inoue14_table()"
+(cd benchmarks && POPZ_SDSS_MGS=$PWD/../.gpu/sdss_mgs ../.venv/bin/python -c "
+from pathlib import Path
+import peers
+peers.write_data('dc2', 20449, 0, Path('../.gpu/peers/dc2-n20449-seed0'))
+peers.write_data('sdss', 5000, 0, Path('../.gpu/peers/sdss-n5000-seed0'))")
+du -sh .gpu

@@ -53,7 +53,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 PEERS_VENV = HERE.parent / ".peers" / "venv"
 PEER_PACKAGES = ["pz-rail-bpz", "pz-rail-sklearn", "pz-rail-flexzboost", "eazy"]
-SDSS = HERE.parent.parent / "shared" / "data" / "sdss_mgs"
+SDSS = Path(os.environ.get("POPZ_SDSS_MGS") or HERE.parent.parent / "shared" / "data" / "sdss_mgs")  # env: a machine without ../shared
 ZMAX, NZ = 3.0, 301
 BANDS = {"dc2": list("ugrizy"), "sdss": list("ugriz")}
 SUFFIX = {"dc2": "lsst", "sdss": "sdss"}
@@ -330,7 +330,12 @@ def worker(name: str, dataset: str, folder: Path, result: Path) -> None:
         z = read_columns(folder / "test.hdf5")["redshift"].astype(np.float64)
         out = scores(ensemble, z)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    np.savez(result, z=z, seconds=seconds, train_seconds=train_seconds, peak_mb=peak_mb, **out)
+    device = "cpu"
+    if name.startswith("popz"):
+        import jax
+
+        device = jax.devices()[0].device_kind if jax.default_backend() != "cpu" else "cpu"
+    np.savez(result, z=z, seconds=seconds, train_seconds=train_seconds, peak_mb=peak_mb, device=device, **out)
 
 
 # ---------------------------------------------------------------- driver
@@ -351,7 +356,8 @@ def metrics(r) -> dict:
 
     z = r["z"]
     m = redshift_metrics(r["median"], z, pit=np.clip(r["pit"], 0, 1), z_lo=r["lo"], z_hi=r["hi"])
-    return {**m, "speed": len(z) / float(r["seconds"]), "train": float(r["train_seconds"]), "peak_mb": float(r["peak_mb"])}
+    device = str(r["device"]) if "device" in r else "cpu"
+    return {**m, "speed": len(z) / float(r["seconds"]), "train": float(r["train_seconds"]), "peak_mb": float(r["peak_mb"]), "device": device}
 
 
 def main() -> None:
@@ -374,7 +380,9 @@ def main() -> None:
 
     names = [n.strip() for n in args.only.split(",") if n.strip()] or list(ESTIMATORS)
     datasets = [d.strip() for d in args.datasets.split(",")]
-    interpreters = {"popz": sys.executable, "peers": str(peers_python())}
+    interpreters = {"popz": sys.executable}
+    if any(ESTIMATORS[n][0] == "peers" for n in names):  # made only when needed: a GPU machine runs popz alone
+        interpreters["peers"] = str(peers_python())
     table, raw = {}, {}
     with tempfile.TemporaryDirectory() as scratch:
         tmp = Path(args.keep) if args.keep else Path(scratch)
@@ -396,7 +404,7 @@ def main() -> None:
                     raw[dataset, name] = dict(np.load(result))
                     table[dataset, name] = metrics(raw[dataset, name])
                     continue
-                env = {**os.environ, "PYTHONPATH": str(HERE)}
+                env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(HERE), os.environ.get("PYTHONPATH")]))}
                 process = subprocess.run([interpreters[kind], str(HERE / "peers.py"), "--worker", name, dataset, str(data), str(result)],
                                          env=env, capture_output=True, text=True)  # fmt: skip
                 if process.returncode != 0:
@@ -406,7 +414,7 @@ def main() -> None:
                     continue
                 raw[dataset, name] = dict(np.load(result))
                 table[dataset, name] = metrics(raw[dataset, name])
-                print(dataset, name, json.dumps({k: round(v, 4) for k, v in table[dataset, name].items()}), flush=True)
+                print(dataset, name, json.dumps({k: (round(v, 4) if isinstance(v, float) else v) for k, v in table[dataset, name].items()}), flush=True)
 
     # popz mcmc on sdss saw only the first rows: every estimator scored on those rows too, for a like-for-like line
     subset = args.sdss_mcmc_n
@@ -420,19 +428,20 @@ def main() -> None:
     rows = []
     for (dataset, name), m in table.items():
         if m is None:
-            rows.append(f"| {dataset} | {name} | | failed | | | | | | | |")
+            rows.append(f"| {dataset} | {name} | | failed | | | | | | | | |")
             continue
         rows.append(f"| {dataset} | {name} | {m['n']} | {m['sigma_nmad']:.4f} | {m['outlier_fraction']:.3f} | {m['bias']:+.4f} | {m['pit_ks']:.3f} | "
-                    f"{m['coverage_68']:.3f} | {m['speed']:.1f} | {m['train']:.0f} | {m['peak_mb']:.0f} |")  # fmt: skip
+                    f"{m['coverage_68']:.3f} | {m['speed']:.1f} | {m['train']:.0f} | {m['peak_mb']:.0f} | {m['device']} |")  # fmt: skip
     body = [
         f"{args.n} test galaxies per dataset (seed {args.seed}; popz mcmc on sdss: the first {args.sdss_mcmc_n} of them): cosmoDC2 validation (ugrizy, true z) and SDSS MGS test half "
         "(ugriz, spectroscopic z). Estimators and their settings: the docstring of `benchmarks/peers.py`. PDF median as point "
-        "estimate; each estimator in its own process, one after another, on this machine. galaxies/s: the estimation step "
+        "estimate; each estimator in its own process, one after another, on this machine unless `ran on` names a GPU (results made there with `--keep` and scored here with the rest; "
+        "the metrics do not depend on the machine, galaxies/s and peak MB do). galaxies/s: the estimation step "
         "after a warm-up call (popz mcmc: compilation included); train s: the informer (KNN, FlexZBoost see redshift labels; "
         "BPZ only sets its HDFN prior); peak MB: the process's maximum resident memory.",
         "",
-        "| data | estimator | galaxies | sigma_NMAD | outliers | bias | PIT K-S | 68% coverage | galaxies/s | train s | peak MB |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| data | estimator | galaxies | sigma_NMAD | outliers | bias | PIT K-S | 68% coverage | galaxies/s | train s | peak MB | ran on |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
         *rows,
     ]
     write_section(f"Photo-z beside the peers (peers.py, n={args.n})", "\n".join(body))

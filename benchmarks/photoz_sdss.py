@@ -13,6 +13,7 @@ spectroscopic redshifts: sigma_NMAD, outliers, bias, 68% coverage, PIT K-S.
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 import tempfile
@@ -24,7 +25,7 @@ import numpy as np
 from _results import write_section
 from photoz_dc2 import metrics
 
-SDSS = Path(__file__).resolve().parents[2] / "shared" / "data" / "sdss_mgs"
+SDSS = Path(os.environ.get("POPZ_SDSS_MGS") or Path(__file__).resolve().parents[2] / "shared" / "data" / "sdss_mgs")
 
 
 def main() -> None:
@@ -33,14 +34,17 @@ def main() -> None:
     parser.add_argument("--n-walkers", type=int, default=32)
     parser.add_argument("--n-burn", type=int, default=500)
     parser.add_argument("--n-steps", type=int, default=500)
+    parser.add_argument("--data", default=str(SDSS), help="the sdss_mgs folder (parquet and filters/)")
+    parser.add_argument("--chunk-size", type=int, default=256, help="galaxies per device call")
     parser.add_argument("--out", default=None, help="keep the fit here (default: a temporary folder); a rerun resumes")
     args = parser.parse_args()
 
     import pandas as pd
     import qp
-    data = pd.read_parquet(SDSS / "sdss_mgs.parquet")
+    sdss = Path(args.data)
+    data = pd.read_parquet(sdss / "sdss_mgs.parquet")
     test = data[data["split"] == "test"].iloc[: args.n].reset_index(drop=True)
-    filters = ",".join(str(SDSS / "filters" / f"sdss_{b}.dat") for b in "ugriz")
+    filters = ",".join(str(sdss / "filters" / f"sdss_{b}.dat") for b in "ugriz")
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(args.out) if args.out else Path(tmp)
         folder.mkdir(parents=True, exist_ok=True)
@@ -51,7 +55,7 @@ def main() -> None:
             sys.executable, "-m", "popz.cli", "fit", str(catalog), "--out", str(out), "--method", "mcmc",
             "--bands", "u,g,r,i,z", "--filters", filters, "--flux-columns", "mag_{band}", "--error-columns", "magerr_{band}",
             "--units", "mag", "--assume-dereddened", "--n-walkers", str(args.n_walkers), "--n-burn", str(args.n_burn),
-            "--n-steps", str(args.n_steps), "--quiet",
+            "--n-steps", str(args.n_steps), "--chunk-size", str(args.chunk_size), "--quiet",
         ]  # fmt: skip
         start = time.perf_counter()
         subprocess.run(command, check=True)

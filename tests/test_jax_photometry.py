@@ -66,3 +66,26 @@ def test_jax_photometry_is_differentiable(simulator, config, setup):
     step = 1e-2
     numeric = (total_flux(1.3 + step) - total_flux(1.3 - step)) / (2 * step)
     assert jnp.isfinite(grad) and abs(grad - numeric) < 0.05 * abs(numeric)
+
+
+def test_igm_table_without_bagpipes_reads_the_copy_made_with_it(tmp_path, monkeypatch):
+    """A machine without bagpipes uses the copy of the Inoue table written where bagpipes was: the same numbers."""
+    import popz.sps.bagpipes_backend as backend
+    from popz.errors import PopzError
+    from popz.sps import igm
+
+    copy = tmp_path / "igm.npz"
+    monkeypatch.setenv("POPZ_IGM_TABLE", str(copy))
+    lam = np.linspace(900.0, 1300.0, 50)
+    with_bagpipes = make_igm_table(lam, z_max=3.0)
+    assert copy.is_file()
+
+    def no_bagpipes():
+        raise ImportError("no bagpipes here")
+
+    monkeypatch.setattr(backend, "import_bagpipes", no_bagpipes)
+    without = make_igm_table(lam, z_max=3.0)
+    np.testing.assert_array_equal(np.asarray(without.transmission), np.asarray(with_bagpipes.transmission))
+    copy.unlink()
+    with pytest.raises(PopzError, match="POPZ_IGM_TABLE"):
+        igm.IGMTransmission(lam)

@@ -11,6 +11,9 @@ a linear interpolation between two table columns.
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import numpy as np
 
 __all__ = ["IGMTransmission", "LYMAN_ALPHA_A"]
@@ -18,15 +21,53 @@ __all__ = ["IGMTransmission", "LYMAN_ALPHA_A"]
 LYMAN_ALPHA_A = 1215.67
 
 
-def _inoue14_table() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    from popz.sps.bagpipes_backend import import_bagpipes
+def _table_cache_path() -> Path:
+    """Where the table is kept once read from bagpipes: ``POPZ_IGM_TABLE``, else ~/.cache/popz/inoue14_igm.npz."""
+    return Path(os.environ.get("POPZ_IGM_TABLE") or Path.home() / ".cache" / "popz" / "inoue14_igm.npz")
 
-    config = import_bagpipes().config
-    return (
+
+def _inoue14_table() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(redshifts (n_z,), rest wavelengths (n_lam,) in A, transmission (n_z, n_lam)).
+
+    Read from bagpipes and kept in a cache file (compressed, full precision), so that a
+    machine without bagpipes (a GPU node fitting through the spectrum emulator)
+    can use a copy of that file.
+    """
+    from popz.errors import PopzError
+
+    cache = _table_cache_path()
+    try:
+        from popz.sps.bagpipes_backend import import_bagpipes
+
+        config = import_bagpipes().config
+    except ImportError:
+        if not cache.is_file():
+            raise PopzError(
+                f"the IGM table comes from bagpipes, which is not installed, and there is no copy at {cache}: "
+                "install bagpipes, or set POPZ_IGM_TABLE to a copy made where it is"
+            ) from None
+        with np.load(cache) as f:
+            return tuple(np.asarray(f[k], dtype=np.float64) for k in ("redshift", "wavelength_A", "transmission"))
+    table = (
         np.asarray(config.igm_redshifts, dtype=np.float64),
         np.asarray(config.igm_wavelengths, dtype=np.float64),
         np.asarray(config.raw_igm_grid, dtype=np.float64),
     )
+    if not cache.is_file():
+        _write_cache(cache, table)
+    return table
+
+
+def _write_cache(path: Path, table) -> None:
+    """Write the table atomically (a temporary file renamed); a read-only home is no error."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        with open(tmp, "wb") as f:
+            np.savez_compressed(f, redshift=table[0], wavelength_A=table[1], transmission=table[2])
+        os.replace(tmp, path)
+    except OSError:
+        pass
 
 
 class IGMTransmission:
