@@ -8,7 +8,7 @@ other half (the parallel scheme of Foreman-Mackey et al. 2013), with either
   s ~ g(s) proportional to 1/sqrt(s) on [1/a, a], accepted with
   min(1, s^(D-1) p(Y) / p(X_k)); or
 - the differential-evolution move (ter Braak 2006; Nelson et al. 2014):
-  Y = X_k + gamma (X_i - X_j) + small noise, accepted with min(1, p(Y)/p(X_k)).
+  Y = X_k + gamma (X_i - X_j) + small uniform jitter, accepted with min(1, p(Y)/p(X_k)).
   With gamma = 1 (``p_mode_hop`` of DE steps) a walker jumps by exactly the
   vector between two other walkers, which carries it between modes when the
   ensemble spans them.
@@ -32,10 +32,26 @@ __all__ = ["EnsembleState", "EnsembleInfo", "MoveSettings", "init", "step", "sam
 
 
 class EnsembleState(NamedTuple):
-    """position : (W, D) walkers; log_density : (W,) their log densities."""
+    """position : (W, D) walkers; log_density : (W,) their log densities;
+    aux : (W, ...) what ``logdensity_fn`` returned beside each density (``init(..., has_aux=True)``), else None."""
 
     position: jax.Array
     log_density: jax.Array
+    aux: jax.Array | None = None
+
+
+def _evaluate(logdensity_fn, position, has_aux: bool):
+    """(log densities (n,), aux (n, ...) or None) of the points ``position`` (n, D)."""
+    if has_aux:
+        return jax.vmap(logdensity_fn)(position)
+    return jax.vmap(logdensity_fn)(position), None
+
+
+def _select(keep_new, new, old):
+    """Per-walker choice between two (n, ...) arrays (or Nones) by ``keep_new`` (n,)."""
+    if old is None:
+        return None
+    return jnp.where(keep_new.reshape(keep_new.shape + (1,) * (old.ndim - 1)), new, old)
 
 
 class EnsembleInfo(NamedTuple):
@@ -59,51 +75,64 @@ class MoveSettings(NamedTuple):
     de_noise: float = 1e-4
 
 
-def init(position: jax.Array, logdensity_fn: Callable) -> EnsembleState:
-    """The state of walkers at ``position`` (W, D); W must be even and at least 4."""
+def init(position: jax.Array, logdensity_fn: Callable, has_aux: bool = False) -> EnsembleState:
+    """The state of walkers at ``position`` (W, D); W must be even and at least 4.
+
+    ``has_aux``: ``logdensity_fn`` returns (log density, aux) and the state and
+    chain carry each walker's aux (something computed with the density that is
+    worth keeping, so that it need not be recomputed for the kept draws).
+    """
     position = jnp.asarray(position)
     n_walkers = position.shape[0]
     if n_walkers % 2 or n_walkers < 4:
         raise ValueError(f"an ensemble needs an even number of walkers, at least 4; got {n_walkers}")
-    return EnsembleState(position, jax.vmap(logdensity_fn)(position))
+    return EnsembleState(position, *_evaluate(logdensity_fn, position, has_aux))
 
 
-def _half_update(key, moving, moving_lp, others, logdensity_fn, de: jax.Array, gamma_de, settings: MoveSettings):
+def _half_update(key, moving, moving_lp, moving_aux, others, logdensity_fn, de: jax.Array, gamma_de, settings: MoveSettings):
     """Propose and accept/reject for each walker of ``moving`` (H, D) against ``others`` (H, D)."""
     h, d = moving.shape
-    k_pick, k_s, k_pick2, k_noise, k_acc = jax.random.split(key, 5)
-    j = jax.random.randint(k_pick, (h,), 0, others.shape[0])
+    n_others = others.shape[0]
+    # one draw of uniforms for everything random in this half-step (fewer PRNG calls: they cost as much as the
+    # sampler's arithmetic on a CPU): partner, second DE partner, stretch factor, acceptance, then D for the jitter
+    u = jax.random.uniform(key, (h, 4 + d))
+    j = jnp.minimum((u[:, 0] * n_others).astype(jnp.int32), n_others - 1)
     # second partner for DE, distinct from the first
-    i2 = (j + 1 + jax.random.randint(k_pick2, (h,), 0, others.shape[0] - 1)) % others.shape[0]
+    i2 = (j + 1 + jnp.minimum((u[:, 1] * (n_others - 1)).astype(jnp.int32), n_others - 2)) % n_others
     a = settings.stretch_a
-    s = ((a - 1.0) * jax.random.uniform(k_s, (h,)) + 1.0) ** 2 / a
+    s = ((a - 1.0) * u[:, 2] + 1.0) ** 2 / a
     stretch = others[j] + s[:, None] * (moving - others[j])
     spread = jnp.std(others, axis=0)
-    noise = settings.de_noise * spread * jax.random.normal(k_noise, (h, d))
-    de_prop = moving + gamma_de * (others[j] - others[i2]) + noise
+    # the DE jitter: uniform on [-sqrt(3), sqrt(3)) x the scale, i.e. the same standard deviation as a normal's
+    jitter = jnp.sqrt(3.0) * (2.0 * u[:, 4:] - 1.0)
+    de_prop = moving + gamma_de * (others[j] - others[i2]) + settings.de_noise * spread * jitter
     proposal = jnp.where(de, de_prop, stretch)
     log_ratio_extra = jnp.where(de, 0.0, (d - 1.0) * jnp.log(s))
-    proposal_lp = jax.vmap(logdensity_fn)(proposal)
+    proposal_lp, proposal_aux = _evaluate(logdensity_fn, proposal, moving_aux is not None)
     log_accept = log_ratio_extra + proposal_lp - moving_lp
-    accept = jnp.log(jax.random.uniform(k_acc, (h,))) < jnp.where(jnp.isnan(log_accept), -jnp.inf, log_accept)
+    accept = jnp.log(u[:, 3]) < jnp.where(jnp.isnan(log_accept), -jnp.inf, log_accept)
     new = jnp.where(accept[:, None], proposal, moving)
     new_lp = jnp.where(accept, proposal_lp, moving_lp)
-    return new, new_lp, accept.astype(jnp.float32)
+    return new, new_lp, _select(accept, proposal_aux, moving_aux), accept.astype(jnp.float32)
 
 
 def step(key: jax.Array, state: EnsembleState, logdensity_fn: Callable, settings: MoveSettings = MoveSettings()):
     """One ensemble step (both halves updated once); returns (state, info)."""
     w, d = state.position.shape
     half = w // 2
-    k_move, k_hop, k0, k1 = jax.random.split(key, 4)
-    de = jax.random.uniform(k_move) < settings.p_de
-    hop = jax.random.uniform(k_hop) < settings.p_mode_hop
+    k_step, k0, k1 = jax.random.split(key, 3)
+    u_move, u_hop = jax.random.uniform(k_step, (2,))
+    de = u_move < settings.p_de
+    hop = u_hop < settings.p_mode_hop
     gamma_de = jnp.where(hop, 1.0, 2.38 / jnp.sqrt(2.0 * d))
     first, second = state.position[:half], state.position[half:]
     first_lp, second_lp = state.log_density[:half], state.log_density[half:]
-    first, first_lp, acc0 = _half_update(k0, first, first_lp, second, logdensity_fn, de, gamma_de, settings)
-    second, second_lp, acc1 = _half_update(k1, second, second_lp, first, logdensity_fn, de, gamma_de, settings)
-    state = EnsembleState(jnp.concatenate([first, second]), jnp.concatenate([first_lp, second_lp]))
+    aux = state.aux
+    first_aux, second_aux = (None, None) if aux is None else (aux[:half], aux[half:])
+    first, first_lp, first_aux, acc0 = _half_update(k0, first, first_lp, first_aux, second, logdensity_fn, de, gamma_de, settings)
+    second, second_lp, second_aux, acc1 = _half_update(k1, second, second_lp, second_aux, first, logdensity_fn, de, gamma_de, settings)
+    aux = None if aux is None else jnp.concatenate([first_aux, second_aux])
+    state = EnsembleState(jnp.concatenate([first, second]), jnp.concatenate([first_lp, second_lp]), aux)
     return state, EnsembleInfo(jnp.concatenate([acc0, acc1]))
 
 
@@ -119,6 +148,8 @@ def sample(
     """Run ``n_steps`` steps; return (final state, chain (n_steps // thin, W, D), log densities, acceptance rate per walker).
 
     The chain keeps every ``thin``-th step. The acceptance rate (W,) is over all steps.
+    With a state that carries aux, the aux of the kept steps (n_steps // thin, W, ...)
+    comes fifth.
     """
     if n_steps % thin:
         raise ValueError(f"n_steps ({n_steps}) must be a multiple of thin ({thin})")
@@ -133,11 +164,13 @@ def sample(
             return (s, a + info.acceptance), None
 
         (st, acc), _ = jax.lax.scan(inner, (st, acc), keys)
-        return (st, acc), (st.position, st.log_density)
+        return (st, acc), (st.position, st.log_density, st.aux)
 
     keys = jax.random.split(key, n_steps // thin)
-    (state, acc), (chain, chain_lp) = jax.lax.scan(one, (state, jnp.zeros(state.position.shape[0])), keys)
-    return state, chain, chain_lp, acc / n_steps
+    (state, acc), (chain, chain_lp, chain_aux) = jax.lax.scan(one, (state, jnp.zeros(state.position.shape[0])), keys)
+    if state.aux is None:
+        return state, chain, chain_lp, acc / n_steps
+    return state, chain, chain_lp, acc / n_steps, chain_aux
 
 
 def rescue_stragglers(key: jax.Array, state: EnsembleState, logdensity_fn: Callable, threshold: float) -> EnsembleState:
@@ -159,6 +192,6 @@ def rescue_stragglers(key: jax.Array, state: EnsembleState, logdensity_fn: Calla
     spread = jnp.sqrt(jnp.sum(squares, axis=0) / jnp.maximum(n_good - 1, 1))
     moved = state.position[partner] + 0.01 * spread * jax.random.normal(k_jitter, state.position.shape)
     position = jnp.where(good[:, None], state.position, moved)
-    moved_lp = jax.vmap(logdensity_fn)(position)
+    moved_lp, moved_aux = _evaluate(logdensity_fn, position, state.aux is not None)
     log_density = jnp.where(good, lp, moved_lp)
-    return EnsembleState(position, log_density)
+    return EnsembleState(position, log_density, _select(good, state.aux, moved_aux))

@@ -190,9 +190,9 @@ def fit_batch(
     pool_theta = prior.sample(jax.random.fold_in(pool_key, 2**20), settings.n_pool, hyper)
     pool_flux = batched_apply(emulator.flux_nJy, pool_theta)
     pool_log_prior = jax.vmap(lambda t: prior.log_prob_unnormalised(t, hyper))(pool_theta)
-    result = _fit_compiled(prior, settings)(
+    result = _fit_compiled(prior, settings, hyper)(
         init_keys, run_keys, observations, pool_theta, pool_flux, pool_log_prior,
-        emulator, hyper, data_model, extinction,
+        emulator, data_model, extinction,
     )  # fmt: skip
     samples, log_post, tau, rhat, acceptance, domain = (np.asarray(a) for a in result)
     n_kept = settings.n_steps // settings.thin
@@ -206,22 +206,30 @@ def fit_batch(
 _COMPILED: dict = {}
 
 
-DRAW_BLOCK = 16  # kept draws mapped back to parameters at once, per galaxy
+_MAX_COMPILED = 16
 
 
-def _fit_compiled(prior, settings: FitSettings):
-    """The jitted batch fit for one prior object and settings (cached: compiled once per batch shape).
+def _fit_compiled(prior, settings: FitSettings, hyper):
+    """The jitted batch fit for one prior object, settings and hyperparameters (cached: compiled once per batch shape).
 
     Keyed on the prior object itself, not its id: the cache keeps it alive, so
-    an id can never be reused by another prior while its entry exists.
+    an id can never be reused by another prior while its entry exists. The
+    hyperparameters are constants of the program, not arguments: fixed for a
+    whole fit, they let XLA fold the prior's terms that depend on them alone;
+    recomputed at every step, those cost 12% of the step (measured on 2 CPU
+    cores, benchmarks/bench_fit.py).
     """
-    cache_key = (prior, settings)
+    hyper = np.asarray(hyper, np.float32)
+    cache_key = (prior, settings, hyper.tobytes())
     if cache_key in _COMPILED:
         return _COMPILED[cache_key]
+    if len(_COMPILED) >= _MAX_COMPILED:
+        _COMPILED.pop(next(iter(_COMPILED)))
+    hyper = jnp.asarray(hyper)
 
     reparam = make_reparametrisation(prior.config)
 
-    def one(k_init, k_run, obs, pool_theta, pool_flux, pool_log_prior, emulator, hyper, data_model, extinction):
+    def one(k_init, k_run, obs, pool_theta, pool_flux, pool_log_prior, emulator, data_model, extinction):
         mass = emulator.inputs.mass_index
         calibration = predicted_flux(1.0, obs.tract_index, extinction.transmission(obs.ebv), data_model)  # (B,)
         lo, hi = prior.lower[mass], prior.upper[mass]
@@ -242,47 +250,47 @@ def _fit_compiled(prior, settings: FitSettings):
             return theta_other.at[mass].set(log_mass), unit * 10.0**log_mass, best
 
         def log_post(y):
-            theta, flux, _ = split(y)
+            """ln posterior at y, and the best-fitting log mass (kept with each walker: theta = f(y, best) without
+            evaluating the emulator again for the kept draws)."""
+            theta, flux, best = split(y)
             lp = prior.log_prob_unnormalised(theta, hyper)
             ll = log_likelihood_of_model_flux(flux, emulator.error_mag(theta), obs, hyper=data_model, extinction=extinction)
-            return jnp.where(jnp.isfinite(lp), lp + ll + reparam.log_jacobian(y), -jnp.inf)
+            return jnp.where(jnp.isfinite(lp), lp + ll + reparam.log_jacobian(y), -jnp.inf), best
 
         def to_y(theta):
             y = reparam.to_y(theta)
             _, _, best = split(y)
             return y.at[mass].set(theta[mass] - best)
 
-        def to_theta(y):
-            return split(y)[0]
+        def to_theta(y, best):
+            return reparam.to_theta(y).at[mass].set(y[mass] + best)
 
         x0 = _initial_walkers(
             k_init, obs, pool_theta, pool_flux, pool_log_prior, emulator, prior, hyper, data_model, extinction, settings.n_walkers
         )
-        state = ensemble.init(jax.vmap(to_y)(x0), log_post)
+        state = ensemble.init(jax.vmap(to_y)(x0), log_post, has_aux=True)
         k_burn, k_keep = jax.random.split(k_run)
         # first half of the burn-in in segments, each followed by a rescue of stranded walkers
         segment = max(settings.n_burn // (2 * N_RESCUES), 1)
         threshold = max(15.0, float(prior.config.n_parameters))
         def rescued_segment(r, state):
             k_seg, k_rescue = jax.random.split(jax.random.fold_in(k_burn, r))
-            state, _, _, _ = ensemble.sample(k_seg, state, log_post, segment, thin=segment, settings=settings.moves)
+            state, *_ = ensemble.sample(k_seg, state, log_post, segment, thin=segment, settings=settings.moves)
             return ensemble.rescue_stragglers(k_rescue, state, log_post, threshold)
 
         # a loop, not unrolled: one copy of the sampler in the program (compiles in half the time)
         state = jax.lax.fori_loop(0, N_RESCUES, rescued_segment, state)
         rest = settings.n_burn - N_RESCUES * segment
-        state, _, _, _ = ensemble.sample(jax.random.fold_in(k_burn, N_RESCUES), state, log_post, rest, thin=rest, settings=settings.moves)
-        _, chain, chain_lp, acc = ensemble.sample(k_keep, state, log_post, settings.n_steps, thin=settings.thin, settings=settings.moves)
+        state, *_ = ensemble.sample(jax.random.fold_in(k_burn, N_RESCUES), state, log_post, rest, thin=rest, settings=settings.moves)
+        _, chain, chain_lp, acc, chain_best = ensemble.sample(k_keep, state, log_post, settings.n_steps, thin=settings.thin, settings=settings.moves)
         tau = integrated_autocorr_time(chain)
         rhat = split_rhat(chain)
-        # kept draws in blocks, not one vmap: through the spectrum emulator (other bands) each evaluation holds
-        # (bands x wavelength pixels) temporaries, which for every draw of a 256-galaxy batch exceed any memory
-        flat = jax.lax.map(to_theta, chain.reshape(-1, chain.shape[-1]), batch_size=DRAW_BLOCK)
+        flat = jax.vmap(to_theta)(chain.reshape(-1, chain.shape[-1]), chain_best.reshape(-1))
         chain_lp = chain_lp - jax.vmap(jax.vmap(reparam.log_jacobian))(chain)
         domain = jnp.mean(jax.vmap(emulator.domain_flags)(flat) > 0)
         return flat, chain_lp.reshape(-1), tau, rhat, jnp.mean(acc), domain
 
-    batched = eqx.filter_vmap(one, in_axes=(0, 0, 0, None, None, None, None, None, None, None))
+    batched = eqx.filter_vmap(one, in_axes=(0, 0, 0, None, None, None, None, None, None))
     fn = eqx.filter_jit(batched)
     _COMPILED[cache_key] = fn
     return fn

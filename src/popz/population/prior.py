@@ -33,7 +33,7 @@ from jax.scipy.special import betainc, gammaln, ndtr
 from popz.config import ModelConfig, NormalPrior, StudentTPrior
 from popz.errors import ConfigError, ParameterError
 
-__all__ = ["FAMILIES", "PopulationPrior", "make_population_prior"]
+__all__ = ["FACTORS", "FAMILIES", "PopulationPrior", "make_population_prior"]
 
 _LN10 = float(np.log(10.0))
 _ANCHORS = (0.2, 1.6, 3.0)
@@ -52,6 +52,17 @@ FAMILIES = {
         "log_u_loc", "log_u_scale",
     ),
 }  # fmt: skip
+
+# the density's factors and the prefix of the hyperparameters each depends on (the family's naming convention)
+FACTORS = (
+    ("redshift_mass", "mf_"),
+    ("log_metallicity", "mzr_"),
+    ("dust_av", "dust_av_"),
+    ("dust_eta", "dust_eta_"),
+    ("dust_index", "dust_index_"),
+    ("log_u", "log_u_"),
+    ("sfh", "sfh_"),
+)
 
 _REQUIRED_PARAMETERS = ("redshift", "log_stellar_mass", "log_metallicity", "dust_av", "dust_eta", "dust_index", "log_u")
 
@@ -271,6 +282,49 @@ class PopulationPrior:
         lp = lp + self._conditionals_log_prob(theta, h)
         inside = jnp.all((theta >= self.lower) & (theta <= self.upper))
         return jnp.where(inside, lp, -jnp.inf)
+
+    def changed_factors(self, old_hyper, new_hyper) -> tuple[str, ...]:
+        """The factors of the density (:data:`FACTORS`) whose hyperparameters differ between two vectors (float32)."""
+        old, new = np.asarray(old_hyper, np.float32), np.asarray(new_hyper, np.float32)
+        differ = [n for n, a, b in zip(self.hyper_names, old, new) if a != b]
+        unclaimed = [n for n in differ if not any(n.startswith(prefix) for _, prefix in FACTORS)]
+        if unclaimed:  # a family whose names break the convention: every factor, to be safe
+            return tuple(f for f, _ in FACTORS)
+        return tuple(f for f, prefix in FACTORS if any(n.startswith(prefix) for n in differ))
+
+    def log_prob_ratio(self, theta, old_hyper, new_hyper, factors: tuple[str, ...]) -> jax.Array:
+        """ln p(theta | new) - ln p(theta | old) for one theta (n_parameters,), both normalised; -inf outside the bounds.
+
+        Only the ``factors`` named (from :meth:`changed_factors`) are evaluated:
+        the density is a product of factors, each depending on its own
+        hyperparameters, so the others cancel exactly. This is what makes
+        reweighting cheap when, say, the mass function changes but the SFH
+        prior (whose truncated Student-t normalisers cost most) does not.
+        """
+        theta = jnp.asarray(theta)
+        h_old, h_new = self._named(old_hyper), self._named(new_hyper)
+        ix = self.index
+        total = jnp.zeros((), theta.dtype)
+        if "redshift_mass" in factors:
+            z, logm = theta[ix["redshift"]], theta[ix["log_stellar_mass"]]
+            total = total + _log_double_schechter(logm, z, h_new) - _log_double_schechter(logm, z, h_old)
+            total = total - (self.log_number_normaliser(new_hyper) - self.log_number_normaliser(old_hyper))
+        others = [f for f in factors if f != "redshift_mass"]
+        if others:
+            locs_new, locs_old = self._conditional_locs(theta, h_new), self._conditional_locs(theta, h_old)
+            for name in others:
+                if name == "sfh":
+                    (loc_n, scale_n, df_n), (loc_o, scale_o, df_o) = locs_new["sfh"], locs_old["sfh"]
+                    for i in self._ratio_index:
+                        lo, hi = self.config.parameters[i].bounds
+                        total = total + _student_t_log_prob(theta[i], df_n, loc_n, scale_n, lo, hi)
+                        total = total - _student_t_log_prob(theta[i], df_o, loc_o, scale_o, lo, hi)
+                else:
+                    lo, hi = self._bounds(name)
+                    x = theta[ix[name]]
+                    total = total + _normal_log_prob(x, *locs_new[name], lo, hi) - _normal_log_prob(x, *locs_old[name], lo, hi)
+        inside = jnp.all((theta >= self.lower) & (theta <= self.upper))
+        return jnp.where(inside, total, -jnp.inf)
 
     def log_prob_unnormalised(self, theta, hyper) -> jax.Array:
         """ln p(theta | hyper) up to a constant that depends on hyper only, for one theta (n_parameters,).

