@@ -29,6 +29,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=21)
     parser.add_argument("--n-burn", type=int, default=1000)
     parser.add_argument("--n-steps", type=int, default=1000)
+    parser.add_argument("--n-walkers", type=int, default=32)
     parser.add_argument("--emulated", action="store_true", help="mock photometry from the emulator, not the simulator")
     args = parser.parse_args()
 
@@ -52,7 +53,7 @@ def main() -> None:
         config, MockSettings(n=args.n, seed=args.seed, chunk_size=5000), emulator=emulator, prior=prior, simulator=not args.emulated
     )
     data = observations_from_table(mock.table, list("ugrizy"))
-    settings = FitSettings(n_burn=args.n_burn, n_steps=args.n_steps, seed=args.seed)
+    settings = FitSettings(n_walkers=args.n_walkers, n_burn=args.n_burn, n_steps=args.n_steps, seed=args.seed)
     extinction = make_extinction_table(load_bands(config.bands))
     start = time.perf_counter()
     samples, flags, ess, rhat = [], [], [], []
@@ -83,7 +84,8 @@ def main() -> None:
     ax.set_ylabel("galaxies")
     ax.set_title(f"SBC, {args.n} mock galaxies (i < 25.3)")
     fig.tight_layout()
-    png = HERE / "sbc_redshift_ranks.png"
+    tag = "" if args.n_walkers == 32 else f"_{args.n_walkers}"  # another walker count keeps its own section and plot
+    png = HERE / f"sbc_redshift_ranks{tag}.png"
     fig.savefig(png, dpi=80)
     from scipy import stats
 
@@ -102,7 +104,8 @@ def main() -> None:
         "",
         f"![SBC ranks]({png.name})",
     ]
-    write_section("Simulation-based calibration of popz fit on mocks (sbc_mock.py)", "\n".join(body))
+    title = "Simulation-based calibration of popz fit on mocks (sbc_mock.py" + ("" if not tag else f", {args.n_walkers} walkers") + ")"
+    write_section(title, "\n".join(body))
 
 
 if __name__ == "__main__":
