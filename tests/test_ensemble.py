@@ -138,3 +138,19 @@ def test_rescue_moves_only_stranded_walkers_onto_good_ones():
     moved = np.any(np.asarray(rescued.position) != np.asarray(state.position), axis=1)
     assert list(np.flatnonzero(moved)) == [5]
     assert float(rescued.log_density[5]) > -20 and np.allclose(rescued.log_density, jax.vmap(logdensity)(rescued.position))
+
+
+def test_aux_travels_with_its_walker_through_moves_and_rescues():
+    """With has_aux, every kept walker's aux is what the density returned at that walker's position."""
+
+    def logdensity(x):
+        return -0.5 * jnp.sum(x**2), jnp.sum(x) ** 2  # the aux: any function of the point
+
+    position = jax.random.normal(jax.random.key(0), (16, 3)).at[5].set(jnp.array([30.0, 0.0, 0.0]))
+    state = ensemble.init(position, logdensity, has_aux=True)
+    state = ensemble.rescue_stragglers(jax.random.key(1), state, logdensity, threshold=15.0)
+    np.testing.assert_allclose(state.aux, jnp.sum(state.position, axis=1) ** 2, rtol=1e-6)
+    final, chain, chain_lp, acc, chain_aux = ensemble.sample(jax.random.key(2), state, logdensity, 200, thin=5)
+    assert chain_aux.shape == chain.shape[:2] and float(acc.mean()) > 0.1
+    np.testing.assert_allclose(chain_aux, jnp.sum(chain, axis=2) ** 2, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(chain_lp, -0.5 * jnp.sum(chain**2, axis=2), rtol=1e-5, atol=1e-6)
