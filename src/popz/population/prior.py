@@ -313,16 +313,7 @@ class PopulationPrior:
         if others:
             locs_new, locs_old = self._conditional_locs(theta, h_new), self._conditional_locs(theta, h_old)
             for name in others:
-                if name == "sfh":
-                    (loc_n, scale_n, df_n), (loc_o, scale_o, df_o) = locs_new["sfh"], locs_old["sfh"]
-                    for i in self._ratio_index:
-                        lo, hi = self.config.parameters[i].bounds
-                        total = total + _student_t_log_prob(theta[i], df_n, loc_n, scale_n, lo, hi)
-                        total = total - _student_t_log_prob(theta[i], df_o, loc_o, scale_o, lo, hi)
-                else:
-                    lo, hi = self._bounds(name)
-                    x = theta[ix[name]]
-                    total = total + _normal_log_prob(x, *locs_new[name], lo, hi) - _normal_log_prob(x, *locs_old[name], lo, hi)
+                total = total + (self._add_factor(0.0, name, theta, locs_new) - self._add_factor(0.0, name, theta, locs_old))
         inside = jnp.all((theta >= self.lower) & (theta <= self.upper))
         return jnp.where(inside, total, -jnp.inf)
 
@@ -369,15 +360,23 @@ class PopulationPrior:
     def _conditionals_log_prob(self, theta, h):
         locs = self._conditional_locs(theta, h)
         lp = 0.0
-        for name in ("log_metallicity", "dust_av", "dust_eta", "dust_index", "log_u"):
-            loc, scale = locs[name]
-            lo, hi = self._bounds(name)
-            lp = lp + _normal_log_prob(theta[self.index[name]], loc, scale, lo, hi)
-        loc, scale, df = locs["sfh"]
-        for i in self._ratio_index:
-            lo, hi = self.config.parameters[i].bounds
-            lp = lp + _student_t_log_prob(theta[i], df, loc, scale, lo, hi)
+        for name in ("log_metallicity", "dust_av", "dust_eta", "dust_index", "log_u", "sfh"):
+            lp = self._add_factor(lp, name, theta, locs)
         return lp
+
+    def _add_factor(self, total, name: str, theta, locs):
+        """``total`` plus ln of one conditional factor (a :data:`FACTORS` name other than redshift_mass) at theta,
+        given the factors' locations and scales ``locs`` (from :meth:`_conditional_locs`); the SFH factor adds its
+        log_sfr_ratio terms one by one."""
+        if name == "sfh":
+            loc, scale, df = locs["sfh"]
+            for i in self._ratio_index:
+                lo, hi = self.config.parameters[i].bounds
+                total = total + _student_t_log_prob(theta[i], df, loc, scale, lo, hi)
+            return total
+        loc, scale = locs[name]
+        lo, hi = self._bounds(name)
+        return total + _normal_log_prob(theta[self.index[name]], loc, scale, lo, hi)
 
     # ------------------------------------------------------------------ sampling
     def sample(self, key: jax.Array, n: int, hyper=None) -> jax.Array:

@@ -59,13 +59,12 @@ def _inoue14_table() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def _write_cache(path: Path, table) -> None:
-    """Write the table atomically (a temporary file renamed); a read-only home is no error."""
+    """Write the table atomically; a read-only home is no error."""
+    from popz.io.atomic import atomic_path
+
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        with open(tmp, "wb") as f:
+        with atomic_path(path) as tmp, open(tmp, "wb") as f:
             np.savez_compressed(f, redshift=table[0], wavelength_A=table[1], transmission=table[2])
-        os.replace(tmp, path)
     except OSError:
         pass
 
