@@ -5,14 +5,10 @@
 # emulator needs bagpipes (absent there) and is skipped.
 #     bash benchmarks/gpu.sh            (on the GPU machine, from the repository root)
 set -u
-export PYTHONUNBUFFERED=1
-OUT=${OUT:-/tmp/popz-gpu-out}; mkdir -p "$OUT"
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .gpu/whl/*.whl || exit 1
-export PYTHONPATH=$PWD/src:/tmp/site:$PWD/.gpu/extra POPZ_DC2_VALIDATION=$PWD/.gpu/test_dc2_validation_9816.hdf5
+source benchmarks/gpu_env.sh || exit 1
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$OUT/gpu.txt"
 python3 -c "import jax, equinox, flowjax; print(jax.__version__, equinox.__version__, jax.devices())" 2>&1 | tee -a "$OUT/gpu.txt"
 cd benchmarks
-step() { echo "== $*"; local t0=$SECONDS; timeout "${STEP_LIMIT:-200}" python3 "$@" 2>&1 | grep -v Warning | tail -15; echo "   ($((SECONDS - t0)) s)"; cp RESULTS.md "$OUT/RESULTS.md"; }
 step bench_emulator.py --n-simulator 0 --batch 1000000 --chunk 65536
 step bench_npe.py --n 20449 --chunk 20449
 step bench_fit.py --galaxies 1024 --steps 2000   # 4096 ran past 170 s (two full fits plus compilation)
