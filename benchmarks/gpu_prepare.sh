@@ -25,4 +25,8 @@ from pathlib import Path
 import peers
 peers.write_data('dc2', 20449, 0, Path('../.gpu/peers/dc2-n20449-seed0'))
 peers.write_data('sdss', 5000, 0, Path('../.gpu/peers/sdss-n5000-seed0'))")
+# for gpu_sbc.sh: the SBC mock, photometry from the SPS simulator (bagpipes is here only)
+mkdir -p .gpu/mocks
+[ -e .gpu/mocks/sbc_seed21_simulator.parquet ] || (cd benchmarks && ../.venv/bin/python sbc_mock.py --n 1000 --seed 21 \
+  --save-mock ../.gpu/mocks/sbc_seed21_simulator.parquet)
 du -sh .gpu

@@ -8,6 +8,9 @@ the 68% and 95% central redshift intervals and the rank histogram of the true
 redshift among the posterior samples (PNG).
 
     python benchmarks/sbc_mock.py --n 500
+
+On a machine without bagpipes (a lent GPU), make the mock here with
+``--save-mock FILE`` (it stops there) and fit it there with ``--mock FILE``.
 """
 
 from __future__ import annotations
@@ -31,6 +34,11 @@ def main() -> None:
     parser.add_argument("--n-steps", type=int, default=1000)
     parser.add_argument("--n-walkers", type=int, default=32)
     parser.add_argument("--emulated", action="store_true", help="mock photometry from the emulator, not the simulator")
+    parser.add_argument("--mock", type=Path, help="fit this mock (Parquet from --save-mock) instead of making one")
+    parser.add_argument("--save-mock", type=Path, help="make the mock, write it to this Parquet file and stop")
+    parser.add_argument("--p-de", type=float, default=None, help="share of differential-evolution steps (default: popz's)")
+    parser.add_argument("--p-jump", type=float, default=None, help="share of mode-jump steps (default: popz's)")
+    parser.add_argument("--chunk", type=int, default=250, help="galaxies per fit_batch call")
     args = parser.parse_args()
 
     import matplotlib
@@ -47,17 +55,30 @@ def main() -> None:
     from popz.population import make_population_prior
     from popz.sps.filters import load_bands
 
+    import pandas as pd
+
     config = load_model("lsst-default")
     emulator, prior = load("lsst-default"), make_population_prior(config)
-    mock = make_mock(
-        config, MockSettings(n=args.n, seed=args.seed, chunk_size=5000), emulator=emulator, prior=prior, simulator=not args.emulated
-    )
-    data = observations_from_table(mock.table, list("ugrizy"))
+    if args.mock:
+        table = pd.read_parquet(args.mock).iloc[: args.n]
+        photometry = "simulator" if "simulator" in args.mock.name else "emulator"
+    else:
+        settings = MockSettings(n=args.n, seed=args.seed, chunk_size=5000)
+        table = make_mock(config, settings, emulator=emulator, prior=prior, simulator=not args.emulated).table
+        photometry = "emulator" if args.emulated else "simulator"
+        if args.save_mock:
+            table.to_parquet(args.save_mock)
+            print(f"wrote {len(table)} mock galaxies ({photometry} photometry) to {args.save_mock}")
+            return
+    args.n = len(table)
+    data = observations_from_table(table, list("ugrizy"))
+    moves = {k: v for k, v in (("p_de", args.p_de), ("p_jump", args.p_jump)) if v is not None}
     settings = FitSettings(n_walkers=args.n_walkers, n_burn=args.n_burn, n_steps=args.n_steps, seed=args.seed)
+    settings = settings._replace(moves=settings.moves._replace(**moves))
     extinction = make_extinction_table(load_bands(config.bands))
     start = time.perf_counter()
     samples, flags, ess, rhat = [], [], [], []
-    chunk = 250
+    chunk = args.chunk
     for k in range(0, args.n, chunk):
         obs = type(data.observations)(*(a[k : k + chunk] for a in data.observations))
         r = fit_batch(obs, emulator=emulator, prior=prior, hyper=prior.hyper(), data_model=default_data_model(0, 6),
@@ -69,7 +90,7 @@ def main() -> None:
     seconds = time.perf_counter() - start
     z = np.concatenate(samples)
     flags, ess, rhat = np.concatenate(flags), np.concatenate(ess), np.concatenate(rhat)
-    truth = mock.table["true_redshift"].to_numpy()
+    truth = table["true_redshift"].to_numpy()
     q = np.percentile(z, [2.5, 16, 84, 97.5], axis=1)
     cov68 = float(np.mean((truth >= q[1]) & (truth <= q[2])))
     cov95 = float(np.mean((truth >= q[0]) & (truth <= q[3])))
@@ -84,7 +105,14 @@ def main() -> None:
     ax.set_ylabel("galaxies")
     ax.set_title(f"SBC, {args.n} mock galaxies (i < 25.3)")
     fig.tight_layout()
-    tag = "" if args.n_walkers == 32 else f"_{args.n_walkers}"  # another walker count keeps its own section and plot
+    # another walker count, move mixture or machine keeps its own section and plot
+    import jax
+
+    variant = [f"{args.n_walkers} walkers"] if args.n_walkers != 32 else []
+    variant += [f"{k} {v}" for k, v in moves.items()]
+    if jax.default_backend() != "cpu":
+        variant.append(jax.default_backend())
+    tag = "".join("_" + v.replace(" ", "") for v in variant)
     png = HERE / f"sbc_redshift_ranks{tag}.png"
     fig.savefig(png, dpi=80)
     from scipy import stats
@@ -94,8 +122,9 @@ def main() -> None:
     print(f"coverage 68 {cov68:.3f} 95 {cov95:.3f}; rank chi2 p {chi2.pvalue:.3g}; {args.n / seconds:.2f} galaxies/s")
     body = [
         f"{args.n} mock galaxies (`make_mock`, seed {args.seed}, i < 25.3, photometry from the "
-        f"{'emulator' if args.emulated else 'SPS simulator'}), fitted with the same population prior and data model "
-        f"through the emulator; {settings.n_walkers} walkers x ({settings.n_burn} burn + {settings.n_steps}) steps.",
+        f"{'SPS simulator' if photometry == 'simulator' else 'emulator'}), fitted with the same population prior and data model "
+        f"through the emulator; {settings.n_walkers} walkers x ({settings.n_burn} burn + {settings.n_steps}) steps; "
+        f"moves {dict(settings.moves._asdict())}.",
         "",
         "| 68% coverage | 95% coverage | rank chi2 p-value (20 bins) | sigma_NMAD | outliers | galaxies/s | flagged not converged | median ESS | median split R-hat (z) |",
         "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
@@ -104,7 +133,7 @@ def main() -> None:
         "",
         f"![SBC ranks]({png.name})",
     ]
-    title = "Simulation-based calibration of popz fit on mocks (sbc_mock.py" + ("" if not tag else f", {args.n_walkers} walkers") + ")"
+    title = "Simulation-based calibration of popz fit on mocks (sbc_mock.py" + "".join(", " + v for v in variant) + ")"
     write_section(title, "\n".join(body))
 
 

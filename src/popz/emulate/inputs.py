@@ -9,6 +9,7 @@ import numpy as np
 
 from popz.config import ModelConfig
 from popz.emulate.networks import Standardiser
+from popz.interpolation import interp
 
 __all__ = ["ParameterSpace", "Distances", "new_parameter_space", "new_distances", "DOMAIN_OUTSIDE_BOUNDS", "DOMAIN_SPARSE_TAIL"]
 
@@ -51,7 +52,7 @@ class ParameterSpace(eqx.Module):
         if self.sfh_ratio_index:
             from popz.sps.sfh import continuity_log_mass_fractions
 
-            age = jnp.interp(theta[self.redshift_index], self.age_redshift, self.age_yr)
+            age = interp(theta[self.redshift_index], self.age_redshift, self.age_yr)
             fractions = continuity_log_mass_fractions(
                 theta[jnp.array(self.sfh_ratio_index)], age, self.sfh_fixed_edges_yr, self.sfh_last_bin_fraction
             )
@@ -101,7 +102,7 @@ class Distances(eqx.Module):
     log10_dl_over_z_cm: jax.Array  # (n_z,)
 
     def log10_luminosity_distance_cm(self, redshift: jax.Array) -> jax.Array:
-        return jnp.log10(redshift) + jnp.interp(redshift, self.redshift, self.log10_dl_over_z_cm)
+        return jnp.log10(redshift) + interp(redshift, self.redshift, self.log10_dl_over_z_cm)
 
     def distance_modulus(self, redshift: jax.Array) -> jax.Array:
         """5 log10(d_L / 10 pc)."""

@@ -32,6 +32,7 @@ from popz.emulate.inputs import (
     new_parameter_space,
 )
 from popz.emulate.networks import Standardiser, make_mlp
+from popz.interpolation import bin_index
 from popz.sps.photometry import AB_MAG_OF_ONE_NJY
 
 __all__ = ["PhotometryEmulator", "new_photometry_emulator", "DOMAIN_OUTSIDE_BOUNDS", "DOMAIN_SPARSE_TAIL"]
@@ -63,7 +64,7 @@ class PhotometryEmulator(eqx.Module):
         """Emulator error (held-out RMS, mag), shape (n_bands,), at theta's redshift."""
         z = theta[self.inputs.redshift_index]
         edges = self.error_redshift_edges
-        i = jnp.clip(jnp.searchsorted(edges, z, side="right") - 1, 0, edges.shape[0] - 2)
+        i = bin_index(edges, z)
         return self.error_rms_mag[i]
 
     def domain_flags(self, theta: jax.Array) -> jax.Array:

@@ -190,9 +190,13 @@ def fit_batch(
     pool_theta = prior.sample(jax.random.fold_in(pool_key, 2**20), settings.n_pool, hyper)
     pool_flux = batched_apply(emulator.flux_nJy, pool_theta)
     pool_log_prior = jax.vmap(lambda t: prior.log_prob_unnormalised(t, hyper))(pool_theta)
+    # one stream of move choices for every galaxy of every batch: each step all galaxies make the same move, so only
+    # that move's proposal is computed (ensemble.step; 1.9 of 3.9 ms per step saved for 256 galaxies on 2 CPU cores),
+    # and a galaxy's result still does not depend on the batch it is in
+    move_key = jax.random.fold_in(pool_key, 2**21)
     result = _fit_compiled(prior, settings, hyper)(
         init_keys, run_keys, observations, pool_theta, pool_flux, pool_log_prior,
-        emulator, data_model, extinction,
+        emulator, data_model, extinction, move_key,
     )  # fmt: skip
     samples, log_post, tau, rhat, acceptance, domain = (np.asarray(a) for a in result)
     n_kept = settings.n_steps // settings.thin
@@ -229,7 +233,7 @@ def _fit_compiled(prior, settings: FitSettings, hyper):
 
     reparam = make_reparametrisation(prior.config)
 
-    def one(k_init, k_run, obs, pool_theta, pool_flux, pool_log_prior, emulator, data_model, extinction):
+    def one(k_init, k_run, obs, pool_theta, pool_flux, pool_log_prior, emulator, data_model, extinction, k_moves):
         mass = emulator.inputs.mass_index
         calibration = predicted_flux(1.0, obs.tract_index, extinction.transmission(obs.ebv), data_model)  # (B,)
         lo, hi = prior.lower[mass], prior.upper[mass]
@@ -275,14 +279,17 @@ def _fit_compiled(prior, settings: FitSettings, hyper):
         threshold = max(15.0, float(prior.config.n_parameters))
         def rescued_segment(r, state):
             k_seg, k_rescue = jax.random.split(jax.random.fold_in(k_burn, r))
-            state, *_ = ensemble.sample(k_seg, state, log_post, segment, thin=segment, settings=settings.moves)
+            state, *_ = ensemble.sample(k_seg, state, log_post, segment, thin=segment, settings=settings.moves,
+                                        move_key=jax.random.fold_in(k_moves, r))
             return ensemble.rescue_stragglers(k_rescue, state, log_post, threshold)
 
         # a loop, not unrolled: one copy of the sampler in the program (compiles in half the time)
         state = jax.lax.fori_loop(0, N_RESCUES, rescued_segment, state)
         rest = settings.n_burn - N_RESCUES * segment
-        state, *_ = ensemble.sample(jax.random.fold_in(k_burn, N_RESCUES), state, log_post, rest, thin=rest, settings=settings.moves)
-        _, chain, chain_lp, acc, chain_best = ensemble.sample(k_keep, state, log_post, settings.n_steps, thin=settings.thin, settings=settings.moves)
+        state, *_ = ensemble.sample(jax.random.fold_in(k_burn, N_RESCUES), state, log_post, rest, thin=rest, settings=settings.moves,
+                                    move_key=jax.random.fold_in(k_moves, N_RESCUES))
+        _, chain, chain_lp, acc, chain_best = ensemble.sample(k_keep, state, log_post, settings.n_steps, thin=settings.thin,
+                                                             settings=settings.moves, move_key=jax.random.fold_in(k_moves, N_RESCUES + 1))
         tau = integrated_autocorr_time(chain)
         rhat = split_rhat(chain)
         flat = jax.vmap(to_theta)(chain.reshape(-1, chain.shape[-1]), chain_best.reshape(-1))
@@ -290,7 +297,7 @@ def _fit_compiled(prior, settings: FitSettings, hyper):
         domain = jnp.mean(jax.vmap(emulator.domain_flags)(flat) > 0)
         return flat, chain_lp.reshape(-1), tau, rhat, jnp.mean(acc), domain
 
-    batched = eqx.filter_vmap(one, in_axes=(0, 0, 0, None, None, None, None, None, None))
+    batched = eqx.filter_vmap(one, in_axes=(0, 0, 0, None, None, None, None, None, None, None))
     fn = eqx.filter_jit(batched)
     _COMPILED[cache_key] = fn
     return fn

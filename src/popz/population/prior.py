@@ -32,6 +32,7 @@ from jax.scipy.special import betainc, gammaln, ndtr
 
 from popz.config import ModelConfig, NormalPrior, StudentTPrior
 from popz.errors import ConfigError, ParameterError
+from popz.interpolation import interp
 
 __all__ = ["FACTORS", "FAMILIES", "PopulationPrior", "make_population_prior"]
 
@@ -254,7 +255,7 @@ class PopulationPrior:
     def _log_dvdz(self, z):
         """ln dV_c/dz at z, interpolated in ln(dV/dz / z^2) (smooth down to z = 0)."""
         g = self._grid
-        return 2.0 * jnp.log(z) + jnp.interp(z, g.z, g.log_dvdz - 2.0 * jnp.log(g.z))
+        return 2.0 * jnp.log(z) + interp(z, g.z, g.log_dvdz - 2.0 * jnp.log(g.z))
 
     def _log_number_grid(self, h) -> jax.Array:
         """ln n(z, M) [per sr per unit z per dex] at the grid's cell centres, shape (n_z, n_m)."""
