@@ -115,7 +115,10 @@ def _two_clusters(others):
     farthest from the mean and the walker farthest from that one (deterministic:
     the move must be the same function of the other half whichever walker asks).
     """
-    scale = jnp.std(others, axis=0) + 1e-12
+    std = jnp.std(others, axis=0)
+    # a coordinate on which the walkers agree (to float32 rounding) gets scale 1, not a tiny one that would blow the
+    # centres' rounding differences up into distances
+    scale = jnp.where(std > 1e-6 * (jnp.abs(jnp.mean(others, axis=0)) + 1.0), std, 1.0)
     x = others / scale
     far_a = jnp.argmax(jnp.sum((x - jnp.mean(x, axis=0)) ** 2, axis=1))
     far_b = jnp.argmax(jnp.sum((x - x[far_a]) ** 2, axis=1))
@@ -196,7 +199,7 @@ def step(key: jax.Array, state: EnsembleState, logdensity_fn: Callable, settings
     """
     w, d = state.position.shape
     half = w // 2
-    k_step, k0, k1 = jax.random.split(key, 3)
+    k_step, k0, k1 = jax.random.split(key, 3)  # k_step unused with a move_key: split anyway, so k0 and k1 stay the same
     u_move, u_hop = jax.random.uniform(k_step if move_key is None else move_key, (2,))
     move = jnp.where(u_move < settings.p_de, 1, jnp.where(u_move < settings.p_de + settings.p_jump, 2, 0))
     hop = u_hop < settings.p_mode_hop

@@ -82,7 +82,7 @@ class IGMTable(NamedTuple):
     def __call__(self, redshift):
         """Transmission, shape (n_wave,), at ``redshift`` (linear in z between table rows)."""
         z = self.redshift
-        j = jnp.clip(jnp.searchsorted(z, redshift, side="right"), 1, z.shape[0] - 1)
+        j = jnp.clip(jnp.searchsorted(z, redshift, side="right", method="scan_unrolled"), 1, z.shape[0] - 1)  # see popz.interpolation
         w = (redshift - z[j - 1]) / (z[j] - z[j - 1])
         return (1.0 - w) * self.transmission[j - 1] + w * self.transmission[j]
 
