@@ -33,16 +33,17 @@ def _gaussian_logdensity(mean, chol):
 
 
 def _run_batch(key, means, chols, n_walkers, n_steps, init_fn, jit=True):
-    def one(k, mean, chol, x0):
+    def one(k, mean, chol, x0, move_key):
         logdensity = _gaussian_logdensity(mean, chol)
         state = ensemble.init(x0, logdensity)
-        _, chain, _, acc = ensemble.sample(k, state, logdensity, n_steps)
+        _, chain, _, acc = ensemble.sample(k, state, logdensity, n_steps, move_key=move_key)
         return chain, acc
 
     keys = jax.random.split(key, means.shape[0])
     x0 = init_fn(jax.random.fold_in(key, 1), means, chols)
-    run = jax.vmap(one)
-    return (jax.jit(run) if jit else run)(keys, means, chols, x0)
+    # as popz fit runs it: one stream of move choices shared by every target
+    run = jax.vmap(one, in_axes=(0, 0, 0, 0, None))
+    return (jax.jit(run) if jit else run)(keys, means, chols, x0, jax.random.fold_in(key, 2))
 
 
 def _init_near(key, means, chols, n_walkers=32):
@@ -93,7 +94,7 @@ def test_bimodal_mixture_mode_weights_are_recovered_from_a_wrong_start():
         which = (jnp.arange(n_walkers) % 4 != 0).astype(jnp.float32)
         x0 = (1.0 - which)[:, None] * separation + jax.random.normal(k_init, (n_walkers, 2))
         state = ensemble.init(x0, logdensity)
-        _, chain, _, _ = ensemble.sample(k_run, state, logdensity, n_steps)
+        _, chain, _, _ = ensemble.sample(k_run, state, logdensity, n_steps, move_key=jax.random.key(4))
         return chain
 
     chain = np.asarray(jax.jit(jax.vmap(one))(jax.random.split(jax.random.key(3), N_TARGETS), weights))
