@@ -16,6 +16,7 @@ On a machine without bagpipes (a lent GPU), make the mock here with
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
@@ -48,7 +49,7 @@ def main() -> None:
 
     from popz.config import load_model
     from popz.data_model import default_data_model, make_extinction_table
-    from popz.data_model.mock import MockSettings, make_mock
+    from popz.data_model.mock import MockSettings, make_mock, read_mock_metadata, write_mock
     from popz.emulate.files import load
     from popz.infer.fit import FitSettings, fit_batch
     from popz.io.catalog import observations_from_table
@@ -61,13 +62,14 @@ def main() -> None:
     emulator, prior = load("lsst-default"), make_population_prior(config)
     if args.mock:
         table = pd.read_parquet(args.mock).iloc[: args.n]
-        photometry = "simulator" if "simulator" in args.mock.name else "emulator"
+        meta = read_mock_metadata(args.mock)
+        photometry, mock_seed = meta["photometry"], meta["seed"]
     else:
-        settings = MockSettings(n=args.n, seed=args.seed, chunk_size=5000)
-        table = make_mock(config, settings, emulator=emulator, prior=prior, simulator=not args.emulated).table
-        photometry = "emulator" if args.emulated else "simulator"
+        mock = make_mock(config, MockSettings(n=args.n, seed=args.seed, chunk_size=5000), emulator=emulator, prior=prior,
+                         simulator=not args.emulated)  # fmt: skip
+        table, photometry, mock_seed = mock.table, mock.metadata["photometry"], args.seed
         if args.save_mock:
-            table.to_parquet(args.save_mock)
+            write_mock(mock, args.save_mock, command="python benchmarks/sbc_mock.py " + " ".join(sys.argv[1:]))
             print(f"wrote {len(table)} mock galaxies ({photometry} photometry) to {args.save_mock}")
             return
     args.n = len(table)
@@ -121,7 +123,7 @@ def main() -> None:
     dz = (np.median(z, axis=1) - truth) / (1 + truth)
     print(f"coverage 68 {cov68:.3f} 95 {cov95:.3f}; rank chi2 p {chi2.pvalue:.3g}; {args.n / seconds:.2f} galaxies/s")
     body = [
-        f"{args.n} mock galaxies (`make_mock`, seed {args.seed}, i < 25.3, photometry from the "
+        f"{args.n} mock galaxies (`make_mock`, seed {mock_seed}, i < 25.3, photometry from the "
         f"{'SPS simulator' if photometry == 'simulator' else 'emulator'}), fitted with the same population prior and data model "
         f"through the emulator; {settings.n_walkers} walkers x ({settings.n_burn} burn + {settings.n_steps}) steps; "
         f"moves {dict(settings.moves._asdict())}.",

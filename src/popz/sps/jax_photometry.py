@@ -12,6 +12,7 @@ from typing import NamedTuple
 import jax.numpy as jnp
 import numpy as np
 
+from popz.interpolation import bin_index
 from popz.sps.filters import Bandpass
 from popz.sps.photometry import NJY_CGS, SPEED_OF_LIGHT_A_PER_S
 
@@ -82,7 +83,7 @@ class IGMTable(NamedTuple):
     def __call__(self, redshift):
         """Transmission, shape (n_wave,), at ``redshift`` (linear in z between table rows)."""
         z = self.redshift
-        j = jnp.clip(jnp.searchsorted(z, redshift, side="right", method="scan_unrolled"), 1, z.shape[0] - 1)  # see popz.interpolation
+        j = bin_index(z, redshift) + 1  # rows j - 1 and j bracket the redshift
         w = (redshift - z[j - 1]) / (z[j] - z[j - 1])
         return (1.0 - w) * self.transmission[j - 1] + w * self.transmission[j]
 
