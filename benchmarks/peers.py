@@ -67,6 +67,7 @@ ESTIMATORS = {  # name -> (interpreter, datasets)
     "FlexZBoost": ("peers", ("dc2", "sdss")),
 }
 WARM = 64
+HYPER_ENV = "POPZ_PEERS_HYPER"  # driver -> popz workers: the --hyper folder
 
 
 # ---------------------------------------------------------------- data (driver)
@@ -161,8 +162,8 @@ def run_popz(method: str, dataset: str, folder: Path, tmp: Path):
 
     columns = read_columns(folder / "test.hdf5")
     table = pd.DataFrame(columns)
-    if dataset == "dc2":
-        job = FitJob(method=method, storage="full", assume_dereddened=True)  # p(z) on a grid, as the peers give it
+    if dataset == "dc2":  # p(z) on a grid, as the peers give it; calibrated hyperparameters when --hyper gave them
+        job = FitJob(method=method, storage="full", assume_dereddened=True, hyper_folder=os.environ.get(HYPER_ENV) or None)
     else:
         curves = tuple(str(SDSS / "filters" / f"sdss_{b}.dat") for b in BANDS["sdss"])
         job = FitJob(method="mcmc", bands=tuple(BANDS["sdss"]), filters=curves, flux_columns="mag_{band}_sdss",
@@ -369,6 +370,8 @@ def main() -> None:
     parser.add_argument("--sdss-mcmc-n", type=int, default=200,
                         help="popz mcmc on sdss fits the first N test rows only (the spectrum emulator path costs ~3 s per galaxy here)")
     parser.add_argument("--keep", default=None, help="keep data and per-estimator results here; a rerun skips estimators already done")
+    parser.add_argument("--hyper", default=None,
+                        help="popz calibrate output folder: popz fits dc2 with these hyperparameters (labelled; the peers are unchanged)")
     parser.add_argument("--worker", nargs=4, metavar=("NAME", "DATASET", "FOLDER", "RESULT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -399,22 +402,26 @@ def main() -> None:
                     data = tmp / f"{dataset}-n{args.n}-seed{args.seed}-first{args.sdss_mcmc_n}"
                     if not (data / "test.hdf5").exists():
                         _first_rows(folder, data, args.sdss_mcmc_n)
-                result = folder / f"{name.replace(' ', '_')}{'' if data == folder else '-' + data.name}.npz"
+                calibrated = bool(args.hyper) and kind == "popz" and dataset == "dc2"
+                tag = f"-hyper-{Path(args.hyper).name}" if calibrated else ""
+                result = folder / f"{name.replace(' ', '_')}{'' if data == folder else '-' + data.name}{tag}.npz"
+                label = f"{name}, {Path(args.hyper).name}" if calibrated else name
                 if result.exists():
-                    raw[dataset, name] = dict(np.load(result))
-                    table[dataset, name] = metrics(raw[dataset, name])
+                    raw[dataset, label] = dict(np.load(result))
+                    table[dataset, label] = metrics(raw[dataset, label])
                     continue
                 env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(HERE), os.environ.get("PYTHONPATH")]))}
+                env[HYPER_ENV] = str(Path(args.hyper).resolve()) if calibrated else ""
                 process = subprocess.run([interpreters[kind], str(HERE / "peers.py"), "--worker", name, dataset, str(data), str(result)],
                                          env=env, capture_output=True, text=True)  # fmt: skip
                 if process.returncode != 0:
                     print(process.stdout[-2000:], process.stderr[-4000:], file=sys.stderr)
-                    table[dataset, name] = None
-                    print(dataset, name, "FAILED", flush=True)
+                    table[dataset, label] = None
+                    print(dataset, label, "FAILED", flush=True)
                     continue
-                raw[dataset, name] = dict(np.load(result))
-                table[dataset, name] = metrics(raw[dataset, name])
-                print(dataset, name, json.dumps({k: (round(v, 4) if isinstance(v, float) else v) for k, v in table[dataset, name].items()}), flush=True)
+                raw[dataset, label] = dict(np.load(result))
+                table[dataset, label] = metrics(raw[dataset, label])
+                print(dataset, label, json.dumps({k: (round(v, 4) if isinstance(v, float) else v) for k, v in table[dataset, label].items()}), flush=True)
 
     # popz mcmc on sdss saw only the first rows: every estimator scored on those rows too, for a like-for-like line
     subset = args.sdss_mcmc_n
@@ -444,7 +451,10 @@ def main() -> None:
         "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
         *rows,
     ]
-    write_section(f"Photo-z beside the peers (peers.py, n={args.n})", "\n".join(body))
+    if args.hyper:
+        body += ["", f"popz rows marked `{Path(args.hyper).name}` fitted dc2 with the hyperparameters of `popz calibrate` in `{args.hyper}` "
+                 "(`popz fit --hyper`); no redshift labels enter them."]
+    write_section(f"Photo-z beside the peers (peers.py, n={args.n}{', hyper ' + Path(args.hyper).name if args.hyper else ''})", "\n".join(body))
 
 
 if __name__ == "__main__":
