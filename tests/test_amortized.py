@@ -56,6 +56,60 @@ def test_flow_bijection_round_trip_and_log_det(small_flow):
     np.testing.assert_allclose(log_det, np.linalg.slogdet(np.asarray(jac, np.float64))[1], atol=1e-3)
 
 
+def _perturbed(flow, key, scale=0.3):
+    """A copy of a flow with every weight moved at random, so that its splines are far from the identity."""
+    import equinox as eqx
+
+    leaves, tree = jax.tree.flatten(eqx.filter(flow, eqx.is_inexact_array))
+    keys = jax.random.split(key, len(leaves))
+    moved = [a + scale * jax.random.normal(k, a.shape, a.dtype) for a, k in zip(leaves, keys)]
+    return eqx.combine(jax.tree.unflatten(tree, moved), eqx.filter(flow, eqx.is_inexact_array, inverse=True))
+
+
+def test_fast_sampling_direction_equals_flowjax(small_flow):
+    """popz's batched spline evaluation is flowjax's transform: exact in float64, rounding-close in float32.
+
+    The draws go well past the splines' interval (identity there) and over every bin.
+    """
+    import equinox as eqx
+    import paramax
+
+    from popz.infer.amortized import _rqs_coupling_layers, coupling_forward
+
+    bijection = paramax.unwrap(_perturbed(small_flow.flow, jax.random.key(5))).bijection
+    assert _rqs_coupling_layers(bijection) is not None  # the batched path, not the fallback
+    z = 4.0 * jax.random.normal(jax.random.key(6), (400, small_flow.lower.shape[0]))
+    cond = jax.random.normal(jax.random.key(7), (8,))
+    with jax.enable_x64(True):
+        b64 = jax.tree.map(lambda a: a.astype(jnp.float64) if eqx.is_inexact_array(a) else a, bijection)
+        z64, c64 = z.astype(jnp.float64), cond.astype(jnp.float64)
+        u, log_det = coupling_forward(b64, z64, c64)
+        ref_u, ref_log_det = jax.vmap(lambda v: b64.transform_and_log_det(v, c64))(z64)
+        assert u.dtype == jnp.float64
+        np.testing.assert_allclose(u, ref_u, rtol=0, atol=1e-9)
+        np.testing.assert_allclose(log_det, ref_log_det, rtol=0, atol=1e-9)
+        assert float(jnp.std(ref_log_det)) > 0.1  # the splines are not the identity
+    u32, log_det32 = eqx.filter_jit(coupling_forward)(bijection, z, cond)
+    ref32, ref_log_det32 = jax.vmap(lambda v: bijection.transform_and_log_det(v, cond))(z)
+    np.testing.assert_allclose(u32, ref32, rtol=0, atol=1e-3)
+    np.testing.assert_allclose(log_det32, ref_log_det32, rtol=0, atol=1e-2)
+
+
+def test_fast_sampling_direction_falls_back_for_other_flows():
+    from flowjax.distributions import Normal
+    from flowjax.flows import masked_autoregressive_flow
+
+    from popz.infer.amortized import _rqs_coupling_layers, coupling_forward
+
+    flow = masked_autoregressive_flow(jax.random.key(0), base_dist=Normal(jnp.zeros(3)), cond_dim=2, flow_layers=2)
+    assert _rqs_coupling_layers(flow.bijection) is None
+    z, cond = jax.random.normal(jax.random.key(1), (10, 3)), jnp.array([0.5, -1.0])
+    u, log_det = coupling_forward(flow.bijection, z, cond)
+    ref_u, ref_log_det = jax.vmap(lambda v: flow.bijection.transform_and_log_det(v, cond))(z)
+    np.testing.assert_array_equal(u, ref_u)
+    np.testing.assert_array_equal(log_det, ref_log_det)
+
+
 def test_sampled_log_density_matches_log_prob(small_flow):
     obs = _observation([30.0, 80.0, 150.0, 200.0, 260.0, 300.0], [5.0, 3.0, 3.0, 4.0, 8.0, 20.0])
     theta, log_q = small_flow.sample_and_log_prob(jax.random.key(2), obs, 50)

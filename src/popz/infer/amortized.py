@@ -161,7 +161,7 @@ class PosteriorFlow(eqx.Module):
         # the base distribution is itself a trained affine map of a standard normal
         eps = scale * jax.random.normal(key, (n, self.lower.shape[0]))
         z, log_det_base = jax.vmap(flow.base_dist.bijection.transform_and_log_det)(eps)
-        u, log_det = jax.vmap(lambda v: flow.bijection.transform_and_log_det(v, cond))(z)
+        u, log_det = coupling_forward(flow.bijection, z, cond)
         log_eps = jnp.sum(jax.scipy.stats.norm.logpdf(eps, scale=scale), axis=-1)
         theta, log_jac = self.to_theta(u)
         return theta, log_eps - log_det_base - log_det - log_jac
@@ -182,6 +182,99 @@ class PosteriorFlow(eqx.Module):
         b = self.cut_band
         f, e = obs.flux_nJy[b], obs.flux_err_nJy[b]
         return obs.observed[b] & (f > self.cut_flux_nJy) & (f > self.cut_snr * e) & (obs.ebv <= self.ebv_max)
+
+
+def coupling_forward(bijection, z, cond):
+    """The sampling direction of a flowjax coupling flow, for a batch of draws sharing one condition.
+
+    z : (S, D) base draws; cond : (E,) the condition. Returns u (S, D) and
+    ln |det du/dz| (S,), equal to ``vmap(bijection.transform_and_log_det)`` to
+    float32 rounding.
+
+    flowjax builds every spline as a pytree and finds its bin by a search; on a
+    CPU that made the draws cost three times what the conditioner networks do.
+    Here each layer's spline is computed on the whole batch at once: the knots
+    by one softmax and cumulative sum, the bin by counting the knots below, the
+    neighbouring knots by a one-hot sum, and the derivatives only at those two
+    knots. The condition's share of each conditioner's first layer is computed
+    once, not once per draw. Any other flowjax bijection falls back to flowjax.
+    """
+    with jax.ensure_compile_time_eval():  # the checks and constants below depend on no traced value
+        layers = _rqs_coupling_layers(bijection)
+    if layers is None:
+        return jax.vmap(lambda v: bijection.transform_and_log_det(v, cond))(z)
+    coupling, permutation, init, interval, min_width, min_derivative = layers
+    split = coupling.untransformed_dim
+    (w1, b1), *rest = ((layer.weight, layer.bias) for layer in coupling.conditioner.layers)
+    x, log_det = z, jnp.zeros(z.shape[0], z.dtype)
+    for i in range(w1.shape[0]):  # unrolled: fuses better than lax.scan over the layers
+        h = x[:, :split] @ w1[i, :, :split].T + (w1[i, :, split:] @ cond + b1[i])
+        for w, b in rest:
+            h = jax.nn.gelu(h) @ w[i].T + b[i]
+        params = h.reshape(x.shape[0], x.shape[1] - split, -1) + init
+        y, spline_log_det = _spline_forward(x[:, split:], params, interval, min_width, min_derivative)
+        x = jnp.concatenate([x[:, :split], y], axis=-1)[:, permutation[i]]
+        log_det = log_det + spline_log_det
+    return x, log_det
+
+
+def _rqs_coupling_layers(bijection):
+    """(coupling, permutations (L, D), initial spline parameters, interval, min width, min derivative) of a
+    ``coupling_flow`` with rational-quadratic splines and gelu conditioners, or None for any other flowjax bijection."""
+    from flowjax.bijections import Chain, Coupling, Permute, Scan
+    from jax.flatten_util import ravel_pytree
+
+    if not (isinstance(bijection, Scan) and isinstance(bijection.bijection, Chain) and len(bijection.bijection.bijections) == 2):
+        return None
+    coupling, permute = bijection.bijection.bijections
+    if not (isinstance(coupling, Coupling) and isinstance(permute, Permute)):
+        return None
+    mlp = coupling.conditioner
+    probe = jnp.array([-1.5, 0.3, 2.0])
+    if not (mlp.activation is jax.nn.gelu and mlp.use_bias and mlp.use_final_bias and bool(jnp.all(mlp.final_activation(probe) == probe))):
+        return None
+    spline = coupling.transformer_constructor(jnp.zeros(mlp.out_size // (coupling.dim - coupling.untransformed_dim)))
+    if not isinstance(spline, RationalQuadraticSpline):
+        return None
+    init = ravel_pytree(eqx.filter(spline, eqx.is_inexact_array))[0]
+    k1 = spline.knots + 1
+    min_derivative = float(paramax.unwrap(spline).derivatives[0]) - float(jax.nn.softplus(init[2 * k1]))
+    (permutation,) = permute.permutation
+    return coupling, permutation, init, tuple(map(float, spline.interval)), float(spline.x_pos.min_width), min_derivative
+
+
+def _spline_forward(x, params, interval, min_width, min_derivative):
+    """flowjax's RationalQuadraticSpline forward for x (S, M) with raw parameters (S, M, 3 K + 4); identity outside
+    the interval. Returns y (S, M) and the summed ln derivative (S,)."""
+    lo, hi = interval
+    k1 = (params.shape[-1] - 1) // 3  # K + 1 bins
+
+    def knots(logits):  # inner knot positions (S, M, K): flowjax's RealToIncreasingOnInterval
+        widths = jax.nn.softmax(logits, axis=-1)
+        return jnp.cumsum(min_width + ((hi - lo) - min_width * k1) * widths, axis=-1)[..., :-1] + lo
+
+    inner_x, inner_y = knots(params[..., :k1]), knots(params[..., k1 : 2 * k1])
+    inside = (x >= lo) & (x <= hi)
+    xc = jnp.clip(x, lo, hi)
+    onehot = (jnp.arange(k1) == jnp.sum(inner_x < xc[..., None], axis=-1)[..., None]).astype(x.dtype)
+    edge_lo, edge_hi = jnp.full(x.shape + (1,), lo, x.dtype), jnp.full(x.shape + (1,), hi, x.dtype)
+    x_pos = jnp.concatenate([edge_lo, inner_x, edge_hi], axis=-1)
+    y_pos = jnp.concatenate([edge_lo, inner_y, edge_hi], axis=-1)
+    raw_d = params[..., 2 * k1 :]
+
+    def pick(a):
+        return jnp.sum(a * onehot, axis=-1)
+
+    xk, xk1, yk, yk1 = pick(x_pos[..., :-1]), pick(x_pos[..., 1:]), pick(y_pos[..., :-1]), pick(y_pos[..., 1:])
+    dk = jax.nn.softplus(pick(raw_d[..., :-1])) + min_derivative
+    dk1 = jax.nn.softplus(pick(raw_d[..., 1:])) + min_derivative
+    xi = (xc - xk) / (xk1 - xk)
+    sk = (yk1 - yk) / (xk1 - xk)
+    t = xi * (1.0 - xi)
+    den = sk + (dk1 + dk - 2.0 * sk) * t
+    y = jnp.where(inside, jnp.clip(yk + (yk1 - yk) * (sk * xi**2 + dk * t) / den, lo, hi), x)
+    deriv = sk**2 * (dk1 * xi**2 + 2.0 * sk * t + dk * (1.0 - xi) ** 2) / den**2
+    return y, jnp.sum(jnp.where(inside, jnp.log(deriv), 0.0), axis=-1)
 
 
 def ood_features(standard_features, observed):
