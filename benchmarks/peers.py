@@ -454,7 +454,8 @@ def main() -> None:
     if args.hyper:
         body += ["", f"popz rows marked `{Path(args.hyper).name}` fitted dc2 with the hyperparameters of `popz calibrate` in `{args.hyper}` "
                  "(`popz fit --hyper`); no redshift labels enter them."]
-    write_section(f"Photo-z beside the peers (peers.py, n={args.n}{', hyper ' + Path(args.hyper).name if args.hyper else ''})", "\n".join(body))
+    title = f"peers.py, n={args.n}" + (f", hyper {Path(args.hyper).name}" if args.hyper else "") + (f", only {args.only}" if args.only else "")
+    write_section(f"Photo-z beside the peers ({title})", "\n".join(body))  # a partial run (--only) keeps the full table
 
 
 if __name__ == "__main__":
