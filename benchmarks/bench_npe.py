@@ -50,13 +50,9 @@ def main() -> None:
     import popz.infer.amortized_fit as amortized_fit
 
     fast_transform = amortized.coupling_forward
-
-    def flowjax_transform(bijection, z, cond):
-        return jax.vmap(lambda v: bijection.transform_and_log_det(v, cond))(z)
-
     runs = [("npe", fast_transform), ("npe+is", fast_transform)]
     if not args.no_reference:
-        runs.append(("npe, flowjax's sampling transform", flowjax_transform))
+        runs.append(("npe, flowjax's sampling transform", amortized.flowjax_forward))
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for label, transform in runs:

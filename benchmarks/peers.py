@@ -382,6 +382,7 @@ def main() -> None:
     from _results import write_section
 
     names = [n.strip() for n in args.only.split(",") if n.strip()] or list(ESTIMATORS)
+    hyper_name = Path(args.hyper).name if args.hyper else None
     datasets = [d.strip() for d in args.datasets.split(",")]
     interpreters = {"popz": sys.executable}
     if any(ESTIMATORS[n][0] == "peers" for n in names):  # made only when needed: a GPU machine runs popz alone
@@ -403,9 +404,9 @@ def main() -> None:
                     if not (data / "test.hdf5").exists():
                         _first_rows(folder, data, args.sdss_mcmc_n)
                 calibrated = bool(args.hyper) and kind == "popz" and dataset == "dc2"
-                tag = f"-hyper-{Path(args.hyper).name}" if calibrated else ""
+                tag = f"-hyper-{hyper_name}" if calibrated else ""
                 result = folder / f"{name.replace(' ', '_')}{'' if data == folder else '-' + data.name}{tag}.npz"
-                label = f"{name}, {Path(args.hyper).name}" if calibrated else name
+                label = f"{name}, {hyper_name}" if calibrated else name
                 if result.exists():
                     raw[dataset, label] = dict(np.load(result))
                     table[dataset, label] = metrics(raw[dataset, label])
@@ -452,9 +453,9 @@ def main() -> None:
         *rows,
     ]
     if args.hyper:
-        body += ["", f"popz rows marked `{Path(args.hyper).name}` fitted dc2 with the hyperparameters of `popz calibrate` in `{args.hyper}` "
+        body += ["", f"popz rows marked `{hyper_name}` fitted dc2 with the hyperparameters of `popz calibrate` in `{args.hyper}` "
                  "(`popz fit --hyper`); no redshift labels enter them."]
-    title = f"peers.py, n={args.n}" + (f", hyper {Path(args.hyper).name}" if args.hyper else "") + (f", only {args.only}" if args.only else "")
+    title = f"peers.py, n={args.n}" + (f", hyper {hyper_name}" if args.hyper else "") + (f", only {args.only}" if args.only else "")
     write_section(f"Photo-z beside the peers ({title})", "\n".join(body))  # a partial run (--only) keeps the full table
 
 

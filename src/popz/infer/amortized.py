@@ -202,7 +202,7 @@ def coupling_forward(bijection, z, cond):
     with jax.ensure_compile_time_eval():  # the checks and constants below depend on no traced value
         layers = _rqs_coupling_layers(bijection)
     if layers is None:
-        return jax.vmap(lambda v: bijection.transform_and_log_det(v, cond))(z)
+        return flowjax_forward(bijection, z, cond)
     coupling, permutation, init, interval, min_width, min_derivative = layers
     split = coupling.untransformed_dim
     (w1, b1), *rest = ((layer.weight, layer.bias) for layer in coupling.conditioner.layers)
@@ -216,6 +216,12 @@ def coupling_forward(bijection, z, cond):
         x = jnp.concatenate([x[:, :split], y], axis=-1)[:, permutation[i]]
         log_det = log_det + spline_log_det
     return x, log_det
+
+
+def flowjax_forward(bijection, z, cond):
+    """flowjax's own transform of z (S, D) under one condition (E,): u (S, D) and ln |det du/dz| (S,). The reference
+    that :func:`coupling_forward` equals, and its fallback."""
+    return jax.vmap(lambda v: bijection.transform_and_log_det(v, cond))(z)
 
 
 def _rqs_coupling_layers(bijection):
