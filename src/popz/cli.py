@@ -487,6 +487,20 @@ def _parse_selection(text: str) -> tuple[str, float]:
         raise PopzError(f"--selection must look like 'i<25.3' (band label, <, AB magnitude), got {text!r}") from None
 
 
+def _selection_or_mock_cut(catalog: Path, selection: Optional[str], without: str) -> Optional[str]:
+    """--selection as given, else a popz mock's own cut ('i<25.3'), else None (with a note saying ``without``)."""
+    if selection is not None:
+        return selection
+    try:
+        from popz.data_model.mock import read_mock_metadata
+
+        cut = read_mock_metadata(catalog)["selection"]
+        return f"{cut['band']}<{cut['mag_limit']}"
+    except (PopzError, KeyError, OSError):
+        console.print(f"[yellow]note: no --selection given and none in the catalog: {without}[/]")
+        return None
+
+
 @app.command("calibrate")
 def calibrate_command(
     catalog: Path = typer.Argument(..., help="catalog (Parquet, CSV, FITS or HDF5); a tract column gives zero-points per tract"),
@@ -527,14 +541,7 @@ def calibrate_command(
     config = load_model(model)
     labels = band_labels(config.bands)
     table = read_table(catalog)
-    if selection is None:
-        try:
-            from popz.data_model.mock import read_mock_metadata
-
-            cut = read_mock_metadata(catalog)["selection"]
-            selection = f"{cut['band']}<{cut['mag_limit']}"
-        except (PopzError, KeyError, OSError):
-            console.print("[yellow]note: no --selection given and none in the catalog: the selection term is left out[/]")
+    selection = _selection_or_mock_cut(catalog, selection, "the selection term is left out")
     if subsample is not None and subsample < len(table):
         pick = np.sort(np.random.default_rng(seed).choice(len(table), subsample, replace=False))
         table = table.iloc[pick]
@@ -732,6 +739,74 @@ def nz_command(
         grid.add_row(f"{edges[b]:.2f}-{edges[b + 1]:.2f}", str(result.n_galaxies[b]), f"{result.mean_z[b]:.4f}", f"{result.mean_z_std[b]:.4f}")
     console.print(grid)
     console.print("wrote " + ", ".join(paths.values()))
+
+
+@app.command("compare")
+def compare_command(
+    catalog: Path = typer.Argument(..., help="catalog (Parquet, CSV, FITS or HDF5); no redshifts are used"),
+    models: tuple[str, str] = typer.Option(..., help="the two model configurations: shipped names or YAML paths"),
+    out: Path = typer.Option(..., help="output folder: compare.json and compare.png"),
+    emulators: tuple[str, str] = typer.Option(("lsst-default", "lsst-default"), help="each model's photometric emulator"),
+    posteriors: tuple[str, str] = typer.Option(("lsst-default", "lsst-default"), help="each model's posterior flow (the proposals)"),
+    hyper: tuple[str, str] = typer.Option(("none", "none"), help="each model's popz calibrate folder, or none"),
+    selection: Optional[str] = typer.Option(None, help="the catalog's cut, e.g. 'i<25.3' (default: a popz mock's own)"),
+    held_out: float = typer.Option(0.5, help="fraction of rows scored by the held-out predictive score"),
+    n_predictive: int = typer.Option(1_000_000, help="prior draws per model for the predictive check"),
+    proposals: int = typer.Option(256, help="importance-sampling proposals per held-out galaxy"),
+    proposal_scale: float = typer.Option(1.0, help="the flow's base variable drawn with this standard deviation (broader: safer, fewer effective draws)"),
+    limit: Optional[int] = typer.Option(None, help="use only N rows, drawn at random"),
+    flux_columns: Optional[str] = typer.Option(None, help="flux column template with {band}, e.g. 'mag_{band}'"),
+    error_columns: Optional[str] = typer.Option(None, help="error column template with {band}"),
+    units: str = typer.Option("nJy", help="nJy, uJy or mag (AB)"),
+    id_column: Optional[str] = typer.Option(None, help="id column (default objectId or id)"),
+    assume_dereddened: bool = typer.Option(False, "--assume-dereddened", help="no ebv column: fluxes are corrected already"),
+    error_floor: float = typer.Option(0.02, help="fractional error floor where a model has no --hyper"),
+    seed: int = typer.Option(0),
+) -> None:
+    """Score two model/prior configurations on one catalog: predictive checks of magnitudes and colours, and the
+    held-out log evidence per galaxy."""
+    from popz import __version__
+    from popz.posterior.model_choice import CompareSettings, compare_catalog, write_comparison
+    from popz.io.catalog import read_table
+    from popz.posterior.fit_job import FitJob
+
+    table = read_table(catalog)
+    if limit is not None and limit < len(table):
+        table = table.iloc[np.sort(np.random.default_rng(seed).choice(len(table), limit, replace=False))]
+    selection = _selection_or_mock_cut(catalog, selection, "predicted galaxies are not cut")
+    cut = None if selection is None else _parse_selection(selection)
+    jobs = [
+        FitJob(method="npe", posterior=p, model=m, emulator=e, flux_columns=flux_columns, error_columns=error_columns,
+               units=units, id_column=id_column, assume_dereddened=assume_dereddened, error_floor=error_floor,
+               hyper_folder=None if h == "none" else h, seed=seed)
+        for m, e, p, h in zip(models, emulators, posteriors, hyper)
+    ]  # fmt: skip
+    names = [Path(m).stem if m.endswith((".yaml", ".yml")) else m for m in models]
+    names = [f"{n}+{Path(h).name}" if h != "none" else n for n, h in zip(names, hyper)]
+    if names[0] == names[1]:
+        names = [f"A:{names[0]}", f"B:{names[1]}"]
+    settings = CompareSettings(
+        held_out_fraction=held_out, n_predictive=n_predictive, n_proposals=proposals, proposal_scale=proposal_scale, seed=seed
+    )
+    scores, difference, held_ids = compare_catalog(
+        table, jobs, names, selection=cut, settings=settings, progress=lambda m: console.print(m)
+    )
+    meta = {"catalog": str(catalog), "selection": None if cut is None else f"{cut[0]}<{cut[1]}", "command": _command_line(),
+            "popz_version": __version__, "model_files": list(models), "emulators": list(emulators),
+            "posteriors": list(posteriors), "hyper": list(hyper)}  # fmt: skip
+    paths = write_comparison(out, scores, difference, held_ids, settings=settings, meta=meta)
+    grid = Table(title="model comparison")
+    for col in ("model", "held-out ln p / galaxy (both usable)", "low-ESS", "mean KS", "selected draws"):
+        grid.add_column(col, justify="right")
+    for s, mean in zip(scores, (difference["mean_log_evidence_a"], difference["mean_log_evidence_b"])):
+        low = np.sum(~(np.isfinite(s.log_evidence) & (s.ess >= settings.min_ess)))
+        ks = np.mean([v["ks"] for v in s.statistics.values()])
+        grid.add_row(s.name, f"{mean:.3f}", str(int(low)), f"{ks:.4f}", str(s.n_selected))
+    console.print(grid)
+    console.print(
+        f"{names[0]} - {names[1]}: {difference['mean_nats_per_galaxy']:+.4f} +/- {difference['standard_error']:.4f} nats per "
+        f"galaxy over {difference['n_galaxies']} held-out galaxies; wrote {paths['json']} and {paths['png']}"
+    )
 
 
 def _print_accuracy(table: dict, title: str) -> None:
