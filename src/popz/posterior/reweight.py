@@ -72,7 +72,7 @@ def _pad(a, pad: int):
     return np.concatenate([a, np.repeat(a[-1:], pad, axis=0)]) if pad else a
 
 
-def prior_log_ratio(samples: np.ndarray, *, prior, old_hyper, new_hyper, batch: int = 8192) -> np.ndarray:
+def prior_log_ratio(samples: np.ndarray, *, prior, old_hyper, new_hyper, batch: int = 4096) -> np.ndarray:
     """ln p(theta | new) - ln p(theta | old) at every draw, (N, S); both priors normalised.
 
     Only the prior's factors whose hyperparameters changed are evaluated (the
@@ -126,12 +126,13 @@ def _weights_and_picks(log_weights, u):
 
 
 def reweight_samples(
-    samples: np.ndarray, log_weights: np.ndarray, *, min_ess: float = 20.0, seed: int = 0, batch: int = 65536
+    samples: np.ndarray, log_weights: np.ndarray, *, min_ess: float = 20.0, seed: int = 0, batch: int = 4096
 ) -> ReweightResult:
     """Resample every object's draws by its weights; flag objects whose effective sample size is below ``min_ess``.
 
     An object without a single finite weight keeps its draws, with ESS 0 (flagged).
-    Weights and picks are computed in batches of ``batch`` objects (one compilation).
+    Weights and picks are computed in batches of ``batch`` objects (one compilation). 4,096 objects x 100 draws
+    stay in a 2-core CPU's caches: 1.8x the rate of 65,536 (benchmarks/RESULTS.md, reweighting section).
     """
     samples = np.asarray(samples)
     log_weights = np.asarray(log_weights, np.float32)
@@ -142,6 +143,9 @@ def reweight_samples(
     for a, b, pad in _padded_batches(n, batch):
         e, p = _weights_and_picks(jnp.asarray(_pad(log_weights[a:b], pad)), jnp.asarray(_pad(u[a:b], pad)))
         ess[a:b], pick[a:b] = np.asarray(e)[: b - a], np.asarray(p)[: b - a]
-    resampled = samples[np.arange(n)[:, None], pick]  # fancy indexing: 7x faster than take_along_axis here
+    # rows of the flattened (N * S, D) draws: np.take copies whole rows (1.6x the fancy-indexed gather, which is
+    # itself 7x take_along_axis here)
+    flat = (np.arange(n, dtype=np.int64)[:, None] * s + pick).ravel()
+    resampled = np.take(samples.reshape(n * s, *samples.shape[2:]), flat, axis=0).reshape(samples.shape)
     flags = np.where(ess < min_ess, FLAG_LOW_ESS, 0).astype(np.int32)
     return ReweightResult(resampled, ess, flags)
