@@ -101,6 +101,9 @@ def main() -> None:
         "|---|---|---|---:|---:|---:|---:|---:|---|---:|",
         *rows,
         "",
+        "A galaxy enters the paired difference when both evidences rest on 5 or more effective proposals; the "
+        "standard error includes the Monte Carlo error of both models' selected fractions.",
+        "",
         "K-S distance per statistic (A / B):",
         "",
     ]
@@ -108,6 +111,12 @@ def main() -> None:
         d = summary["difference"]
         a, b = summary["models"][d["a"]]["predictive_check"], summary["models"][d["b"]]["predictive_check"]
         lines.append(f"- {label}: " + ", ".join(f"{k} {a[k]['ks']:.3f} / {b[k]['ks']:.3f}" for k in a))
+    lines += ["", "Held-out difference without the ESS cut (every galaxy with finite evidences under both), and the part of the "
+              "standard error that comes from the two selected fractions:", ""]
+    for label, summary in details:
+        d = summary["difference"]
+        lines.append(f"- {label}: {d['mean_nats_per_galaxy_all_finite']:+.4f} nats per galaxy over {d['n_galaxies_all_finite']} "
+                     f"galaxies; selection-term error {d['selection_term_error']:.4f}")
     lines += ["", "Commands (TMP: the script's temporary folder):", ""] + [f"- `{c}`" for c in commands]
     write_section("Model choice with popz compare (compare_models.py)", "\n".join(lines))
     print("\n".join(rows))

@@ -114,10 +114,10 @@ def test_fit_catalog_writes_every_row_once(api, case, chunk_size):
 @settings(max_examples=60, **PROFILE)
 @given(
     arrays(np.float64, st.tuples(st.integers(1, 5), st.integers(1, 120), st.integers(1, 3)),
-           elements=st.floats(-1e6, 1e6, allow_nan=False)),
+           elements=st.floats(-1e6, 1e6, allow_nan=False) | st.just(np.nan)),
 )  # fmt: skip
 def test_sorted_percentiles_equal_numpy_bit_for_bit(x):
     from popz.posterior.summaries import QUANTILES, sorted_percentiles
 
     expected = np.percentile(x, QUANTILES, axis=1)
-    assert np.array_equal(sorted_percentiles(np.sort(x, axis=1), QUANTILES), expected)
+    assert np.array_equal(sorted_percentiles(np.sort(x, axis=1), QUANTILES), expected, equal_nan=True)

@@ -242,16 +242,24 @@ def score_model(
 
 
 def paired_difference(a: ModelScore, b: ModelScore, min_ess: float) -> dict:
-    """Mean (A - B) of the held-out log evidences over galaxies where both are usable (ESS >= min_ess in both),
-    its standard error, how many galaxies that left out, and each model's mean over the galaxies kept (nats)."""
-    usable = np.isfinite(a.log_evidence) & np.isfinite(b.log_evidence) & (a.ess >= min_ess) & (b.ess >= min_ess)
+    """Mean (A - B) of the held-out log evidences over galaxies where both are usable (ESS >= min_ess in both), its
+    standard error (the galaxies' scatter and the Monte Carlo error of both selected fractions), how many galaxies
+    that left out, each model's mean over the galaxies kept, and the mean over every finite pair (nats)."""
+    finite = np.isfinite(a.log_evidence) & np.isfinite(b.log_evidence)
+    usable = finite & (a.ess >= min_ess) & (b.ess >= min_ess)
     d = a.log_evidence[usable] - b.log_evidence[usable]
     if len(d) < 2:
         raise PopzError(f"fewer than 2 held-out galaxies have an evidence with an effective sample size >= {min_ess} under both models")
+    # ln P(selected) is one Monte Carlo estimate per model, shared by every galaxy: its error does not average out
+    selection_var = sum((1.0 - np.exp(s.log_selected_fraction)) / s.n_selected for s in (a, b))
+    d_all = a.log_evidence[finite] - b.log_evidence[finite]
     return {
-        "mean_nats_per_galaxy": float(np.mean(d)), "standard_error": float(np.std(d, ddof=1) / np.sqrt(len(d))),
+        "mean_nats_per_galaxy": float(np.mean(d)),
+        "standard_error": float(np.sqrt(np.var(d, ddof=1) / len(d) + selection_var)),
+        "selection_term_error": float(np.sqrt(selection_var)),
         "n_galaxies": int(len(d)), "n_left_out": int(np.sum(~usable)),
         "mean_log_evidence_a": float(np.mean(a.log_evidence[usable])), "mean_log_evidence_b": float(np.mean(b.log_evidence[usable])),
+        "mean_nats_per_galaxy_all_finite": float(np.mean(d_all)), "n_galaxies_all_finite": int(len(d_all)),
     }  # fmt: skip
 
 
@@ -295,19 +303,30 @@ def compare_catalog(table, jobs, names, *, selection: tuple[str, float] | None, 
     if n_held < 2 or n - n_held < 100:
         raise PopzError(f"{n} rows are too few: the held-out part needs 2 and the reference part 100")
     held_rows, ref_rows = np.sort(order[:n_held]), np.sort(order[n_held:])
-    scores, held_ids = [], None
+    datas = [observations_from_table(rubin_table(job, table, labels), labels, tracts) for (_, _, tracts), job in zip(loaded, jobs)]
+    if not all(np.array_equal(d.object_id, datas[0].object_id) for d in datas[1:]):
+        raise PopzError("the models read different objects from the catalog: give both the same column options")
+    # rows that can be scored: two observed bands at least, and (the conditional evidence holds only for them)
+    # inside the catalog's cut as the models see it
+    usable = np.ones(n, bool)
+    for d in datas:
+        obs = d.observations
+        usable &= np.asarray(obs.observed).sum(axis=1) >= 2
+        if flux_limit is not None:
+            usable &= np.asarray(obs.observed[:, band]) & (np.asarray(obs.flux_nJy[:, band]) > flux_limit)
+    if np.any(~usable):
+        progress(f"note: {int(np.sum(~usable))} rows fail the selection or have fewer than 2 observed bands: left out")
+    held, ref = held_rows[usable[held_rows]], ref_rows[usable[ref_rows]]
+    scores = []
     key = jax.random.key(settings.seed)
-    for i, ((model, _, tracts), job) in enumerate(zip(loaded, jobs)):
-        data = observations_from_table(rubin_table(job, table, labels), labels, tracts)
-        usable = np.asarray(data.observations.observed).sum(axis=1) >= 2
-        pick = lambda rows: jax.tree.map(lambda a: a[rows[usable[rows]]], data.observations)  # noqa: E731
-        progress(f"{model.name}: predictive check ({settings.n_predictive} draws) and the evidence of {int(usable[held_rows].sum())} held-out galaxies")
+    for i, ((model, _, _), data) in enumerate(zip(loaded, datas)):
+        pick = lambda rows: jax.tree.map(lambda a: a[rows], data.observations)  # noqa: E731
+        progress(f"{model.name}: predictive check ({settings.n_predictive} draws) and the evidence of {len(held)} held-out galaxies")
         scores.append(score_model(
-            jax.random.fold_in(key, i), model, reference=pick(ref_rows), held_out=pick(held_rows), labels=labels,
+            jax.random.fold_in(key, i), model, reference=pick(ref), held_out=pick(held), labels=labels,
             selection_band=band, selection_flux_nJy=flux_limit, settings=settings,
         ))  # fmt: skip
-        held_ids = data.object_id[held_rows[usable[held_rows]]]
-    return scores, paired_difference(scores[0], scores[1], settings.min_ess), held_ids
+    return scores, paired_difference(scores[0], scores[1], settings.min_ess), datas[0].object_id[held]
 
 
 def write_comparison(out, scores, difference: dict, held_ids, *, settings: CompareSettings, meta: dict) -> dict:

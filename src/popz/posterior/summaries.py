@@ -63,7 +63,9 @@ def sorted_percentiles(sorted_samples: np.ndarray, percentiles) -> np.ndarray:
         diff = b - a
         # numpy's lerp: from the nearer end, so that t = 0 and t = 1 return the samples themselves
         out.append(b - diff * (1 - t) if t >= 0.5 else a + diff * t)
-    return np.stack(out)
+    out = np.stack(out)
+    # np.sort puts NaN last; np.percentile gives NaN for every level of a slice holding one
+    return np.where(np.isnan(sorted_samples[:, -1]), np.nan, out)
 
 
 def summarize(samples: np.ndarray, parameter_names, grid: np.ndarray = DEFAULT_Z_GRID) -> tuple[dict, np.ndarray]:
