@@ -798,10 +798,9 @@ def compare_command(
     grid = Table(title="model comparison")
     for col in ("model", "held-out ln p / galaxy (both usable)", "low-ESS", "mean KS", "selected draws"):
         grid.add_column(col, justify="right")
-    for s, mean in zip(scores, (difference["mean_log_evidence_a"], difference["mean_log_evidence_b"])):
-        low = np.sum(~(np.isfinite(s.log_evidence) & (s.ess >= settings.min_ess)))
-        ks = np.mean([v["ks"] for v in s.statistics.values()])
-        grid.add_row(s.name, f"{mean:.3f}", str(int(low)), f"{ks:.4f}", str(s.n_selected))
+    for name, mean in zip(names, (difference["mean_log_evidence_a"], difference["mean_log_evidence_b"])):
+        m = paths["summary"]["models"][name]
+        grid.add_row(name, f"{mean:.3f}", str(m["n_low_ess"]), f"{m['mean_ks']:.4f}", str(m["n_predictive_selected"]))
     console.print(grid)
     console.print(
         f"{names[0]} - {names[1]}: {difference['mean_nats_per_galaxy']:+.4f} +/- {difference['standard_error']:.4f} nats per "

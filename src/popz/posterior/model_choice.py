@@ -331,7 +331,7 @@ def compare_catalog(table, jobs, names, *, selection: tuple[str, float] | None, 
 
 def write_comparison(out, scores, difference: dict, held_ids, *, settings: CompareSettings, meta: dict) -> dict:
     """OUT/compare.json (every score, the verdict, the held-out ids) and OUT/compare.png (predicted against observed);
-    both written atomically. Returns the paths."""
+    both written atomically. Returns the paths and the summary written to the JSON."""
     import json
     from pathlib import Path
 
@@ -361,7 +361,7 @@ def write_comparison(out, scores, difference: dict, held_ids, *, settings: Compa
     with atomic_path(json_path) as tmp:
         tmp.write_text(json.dumps(summary, indent=1))
     _plot(png_path, scores)
-    return {"json": str(json_path), "png": str(png_path)}
+    return {"json": str(json_path), "png": str(png_path), "summary": summary}
 
 
 def _plot(path, scores) -> None:
