@@ -11,7 +11,7 @@ for p in manylinux_2_28_x86_64 manylinux_2_27_x86_64 manylinux_2_24_x86_64 manyl
 done
 .venv/bin/python -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp $platforms -d .gpu/whl \
   astropy pyerfa astropy-iers-data pydantic pydantic_core annotated-types typing-inspection flowjax paramax \
-  qp-prob tables-io Deprecated speclite numexpr photerr
+  qp-prob tables-io Deprecated speclite numexpr photerr typer click rich shellingham markdown-it-py mdurl pygments
 site=$(.venv/bin/python -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")
 cp -r "$site/dust_extinction" .gpu/extra/   # pure Python, not on the wheel mirror
 cp "$site/rail/examples_data/testdata/test_dc2_validation_9816.hdf5" .gpu/

@@ -146,6 +146,9 @@ def test_training_learns_and_resumes(tmp_path, config):
     assert not (tmp_path / "a" / "checkpoint.eqx").exists()
     flow = load_posterior(tmp_path / "a", config=config)
     assert float(flow.ood_threshold) == pytest.approx(manifest["ood_threshold"])
+    # the parameter bounds are not trained: they stay the prior's, so every draw lies inside its support
+    np.testing.assert_array_equal(np.asarray(flow.lower), np.asarray(prior.lower, np.float32))
+    np.testing.assert_array_equal(np.asarray(flow.upper), np.asarray(prior.upper, np.float32))
     # a corrupted weights file is refused
     weights = tmp_path / "a" / "weights.eqx"
     weights.write_bytes(weights.read_bytes()[:-10] + b"0123456789")

@@ -20,3 +20,17 @@ def test_bin_index_matches_searchsorted_and_clips_to_the_bins():
     x = jnp.concatenate([jax.random.uniform(jax.random.key(1), (2000,), minval=-1.0, maxval=5.0), edges])
     expected = np.clip(np.searchsorted(np.asarray(edges), np.asarray(x), side="right") - 1, 0, 15)
     np.testing.assert_array_equal(np.asarray(jax.vmap(lambda v: bin_index(edges, v))(x)), expected)
+
+
+def test_the_search_counts_like_searchsorted_for_every_table_size_with_ties_and_non_finite_queries():
+    from popz.interpolation import _count_at_or_below
+
+    rng = np.random.default_rng(0)
+    for n in (1, 2, 3, 7, 8, 9, 16, 17, 100, 1001):
+        table = np.sort(rng.uniform(0.0, 4.0, n)).astype(np.float32)
+        if n > 5:
+            table[3] = table[4]  # a tie
+        x = np.concatenate([rng.uniform(-1.0, 5.0, 500), table, [np.nan, np.inf, -np.inf]]).astype(np.float32)
+        ours = jax.jit(jax.vmap(lambda v: _count_at_or_below(jnp.asarray(table), v)))(x)
+        np.testing.assert_array_equal(np.asarray(ours), np.asarray(jnp.searchsorted(table, x, side="right")), err_msg=f"n={n}")
+

@@ -60,6 +60,28 @@ def test_prior_ratio_from_the_changed_factors_equals_the_full_difference(config,
     assert prior.changed_factors(old, old) == ()
 
 
+def test_one_pass_reweighting_equals_ratio_then_resampling(config):
+    """reweight_to_prior gives the draws, ESS and flags of prior_log_ratio + extra weights, then reweight_samples,
+    across batch boundaries (a padded last batch included)."""
+    import jax
+
+    from popz.population import make_population_prior
+    from popz.posterior.reweight import prior_log_ratio, reweight_to_prior
+
+    prior = make_population_prior(config)
+    old = prior.hyper()
+    new = prior.hyper(dust_av_loc=0.9, mf_logphi1_z3=-3.6)
+    draws = np.asarray(prior.sample(jax.random.key(5), 70 * 40, old)).reshape(70, 40, -1)
+    extra = np.random.default_rng(2).normal(0.0, 0.3, (70, 40)).astype(np.float32)
+    extra[3] = -np.inf  # an object with no finite weight keeps its draws
+    expected = reweight_samples(draws, prior_log_ratio(draws, prior=prior, old_hyper=old, new_hyper=new, batch=32) + extra, min_ess=30, seed=4, batch=32)
+    fused = reweight_to_prior(draws, prior=prior, old_hyper=old, new_hyper=new, extra_log_weights=extra, min_ess=30, seed=4, batch=32)
+    np.testing.assert_array_equal(fused.samples, expected.samples)
+    np.testing.assert_allclose(fused.ess, expected.ess, rtol=1e-5)
+    np.testing.assert_array_equal(fused.flags, expected.flags)
+    assert fused.ess[3] == 0 and 0 < np.sum(fused.flags != 0) < 70
+
+
 def _calibration(folder, prior, zero_point=1.0, **hyper):
     values = {**prior.hyper_dict(prior.hyper()), **hyper}
     folder.mkdir()

@@ -316,6 +316,13 @@ def train_posterior_command(
     console.print(f"held-out loss {last['heldout'][0]:.3f}; input-density threshold {manifest['ood_threshold']:.2f}; wrote {out}")
 
 
+def _random_rows(table, n, seed: int):
+    """``n`` rows of ``table`` drawn without replacement, in their catalog order (all of it where n is None or >= its length)."""
+    if n is None or n >= len(table):
+        return table
+    return table.iloc[np.sort(np.random.default_rng(seed).choice(len(table), n, replace=False))]
+
+
 def _float_pair(text: str, option: str) -> tuple[float, float]:
     try:
         lo, hi = (float(x) for x in text.split(","))
@@ -542,9 +549,7 @@ def calibrate_command(
     labels = band_labels(config.bands)
     table = read_table(catalog)
     selection = _selection_or_mock_cut(catalog, selection, "the selection term is left out")
-    if subsample is not None and subsample < len(table):
-        pick = np.sort(np.random.default_rng(seed).choice(len(table), subsample, replace=False))
-        table = table.iloc[pick]
+    table = _random_rows(table, subsample, seed)
     rubin = to_rubin_columns(
         table, labels, flux_template=flux_columns, error_template=error_columns, units=units,
         id_column=id_column, assume_dereddened=assume_dereddened,
@@ -620,7 +625,7 @@ def reweight_command(
     from popz.infer.hierarchical_files import calibration_data_model, read_calibration
     from popz.population import make_population_prior
     from popz.posterior.catalog_fit import _write_outputs, output_paths
-    from popz.posterior.reweight import likelihood_log_ratio, prior_log_ratio, reweight_samples
+    from popz.posterior.reweight import likelihood_log_ratio, reweight_to_prior
     from popz.posterior.summaries import DEFAULT_Z_GRID, summarize
     from popz.sps.filters import band_labels
 
@@ -639,7 +644,7 @@ def reweight_command(
     old_hyper = prior.hyper(**meta.get("hyper", {}))
     calibration = read_calibration(hyper_folder, band_labels=labels, prior=prior)
     new_hyper = prior.hyper(**calibration.hyper)
-    log_w = prior_log_ratio(samples, prior=prior, old_hyper=old_hyper, new_hyper=new_hyper)
+    extra = None
 
     new_dm, tracts = calibration_data_model(calibration), calibration.tracts
     old = meta.get("data_model")
@@ -668,11 +673,11 @@ def reweight_command(
         if missing.size:
             raise PopzError(f"{catalog} lacks {missing.size} of the fitted objects (e.g. objectId {missing[0]})")
         data = observations_from_table(rubin.loc[ids].reset_index(drop=True), labels, tracts)
-        log_w = log_w + likelihood_log_ratio(
+        extra = likelihood_log_ratio(
             samples, data.observations, emulator=load(emulator, kind="photometry", config=config), old_data_model=old_dm,
             new_data_model=new_dm, extinction=make_extinction_table(load_bands(config.bands)),
         )  # fmt: skip
-    result = reweight_samples(samples, log_w, min_ess=min_ess, seed=seed)
+    result = reweight_to_prior(samples, prior=prior, old_hyper=old_hyper, new_hyper=new_hyper, extra_log_weights=extra, min_ess=min_ess, seed=seed)
     columns, pdf = summarize(result.samples, config.parameter_names, DEFAULT_Z_GRID)
     storage = meta.get("storage", "full")
     if storage == "compact":
@@ -771,8 +776,7 @@ def compare_command(
     from popz.posterior.fit_job import FitJob
 
     table = read_table(catalog)
-    if limit is not None and limit < len(table):
-        table = table.iloc[np.sort(np.random.default_rng(seed).choice(len(table), limit, replace=False))]
+    table = _random_rows(table, limit, seed)
     selection = _selection_or_mock_cut(catalog, selection, "predicted galaxies are not cut")
     cut = None if selection is None else _parse_selection(selection)
     jobs = [

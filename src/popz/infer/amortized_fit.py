@@ -152,8 +152,11 @@ def _compiled(settings: NPESettings):
             chi2_min = _chi2(theta[best], obs, emulator, data_model, extinction)
             domain = jnp.mean(jax.vmap(emulator.domain_flags)(samples) > 0)
         else:
-            samples, log_post, ess = theta, log_q, jnp.asarray(float(m))
-            chi2_min = jnp.min(jax.vmap(lambda t: _chi2(t, obs, emulator, data_model, extinction))(theta[: settings.n_check]))
+            # the flows shipped so far were trained with their parameter bounds free, and those drifted outside the
+            # prior's (amortized_train._partition): a few percent of their draws fall outside the prior's support,
+            # where no galaxy can be. Those are put on the nearest bound. (npe+is needs nothing: they weigh 0 there.)
+            samples, log_post, ess = jnp.clip(theta, prior.lower, prior.upper), log_q, jnp.asarray(float(m))
+            chi2_min = jnp.min(jax.vmap(lambda t: _chi2(t, obs, emulator, data_model, extinction))(samples[: settings.n_check]))
             domain = jnp.asarray(0.0)
         return samples, log_post, ess, chi2_min, flow.input_log_density(calibrated), flow.in_training_cut(calibrated), domain
 

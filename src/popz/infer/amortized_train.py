@@ -206,7 +206,12 @@ def _losses(model: PosteriorFlow, theta, obs: Observation, weight):
 
 
 def _partition(model):
-    return eqx.partition(model, eqx.is_inexact_array, is_leaf=lambda leaf: isinstance(leaf, paramax.NonTrainable))
+    """(trained arrays, the rest). The parameter bounds are not trained: they define where theta may lie (the prior's
+    support). Trained, they drifted far outside it (flows shipped before 2026-11-27 14:00 have dust A_V down to -1.8
+    and log U down to -12.7 as their lower bounds), and the flow put draws there."""
+    spec = jax.tree.map(eqx.is_inexact_array, model, is_leaf=lambda leaf: isinstance(leaf, paramax.NonTrainable))
+    spec = eqx.tree_at(lambda m: (m.lower, m.upper), spec, replace=(False, False))
+    return eqx.partition(model, spec, is_leaf=lambda leaf: isinstance(leaf, paramax.NonTrainable))
 
 
 def train_posterior_flow(

@@ -36,7 +36,7 @@ from popz.infer.likelihood import Observation, corrected_for_zero_points, log_li
 from popz.sps.photometry import AB_MAG_OF_ONE_NJY
 
 __all__ = [
-    "CompareSettings", "ModelUnderTest", "ModelScore", "empirical_noise", "asinh_magnitudes", "score_model", "paired_difference",
+    "CompareSettings", "ModelUnderTest", "ModelScore", "ReferenceCatalog", "reference_catalog", "empirical_noise", "asinh_magnitudes", "score_model", "paired_difference",
     "compare_catalog", "write_comparison",
 ]
 
@@ -205,19 +205,42 @@ def _log_evidence(key, model: ModelUnderTest, observations: Observation, setting
     return np.where(np.isfinite(log_z), log_z, np.nan), np.concatenate(out_ess)
 
 
+class ReferenceCatalog(NamedTuple):
+    """What the predictive checks compare with, computed once from the reference rows and shared by every model.
+
+    observations : Observation of the R reference rows
+    noise_knots, noise_medians : the catalog's noise as a function of flux (:func:`empirical_noise`)
+    softening_nJy : (B,) the asinh magnitudes' softening per band, nJy (median reported error)
+    statistics : {name: values} the data's statistics (:func:`statistic_names`)
+    """
+
+    observations: Observation
+    noise_knots: np.ndarray
+    noise_medians: np.ndarray
+    softening_nJy: np.ndarray
+    statistics: dict
+
+
+def reference_catalog(reference: Observation, labels, selection_band: int) -> ReferenceCatalog:
+    """The :class:`ReferenceCatalog` of the rows ``reference``."""
+    flux, err, observed = (np.asarray(a) for a in (reference.flux_nJy, reference.flux_err_nJy, reference.observed))
+    knots, medians = empirical_noise(flux, err, observed)
+    softening = np.array([np.median(err[observed[:, j], j]) for j in range(flux.shape[1])])
+    return ReferenceCatalog(reference, knots, medians, softening, _statistics(flux, observed, softening, selection_band, labels))
+
+
 def score_model(
-    key, model: ModelUnderTest, *, reference: Observation, held_out: Observation, labels, selection_band: int,
+    key, model: ModelUnderTest, *, reference: ReferenceCatalog, held_out: Observation, labels, selection_band: int,
     selection_flux_nJy: float | None, settings: CompareSettings,
 ) -> ModelScore:  # fmt: skip
     """Both scores of one model: the predictive check against ``reference`` and the evidence of ``held_out``.
 
     ``selection_band`` indexes ``labels``; ``selection_flux_nJy`` None: no selection (every draw is kept).
     """
-    flux, err, observed = (np.asarray(a) for a in (reference.flux_nJy, reference.flux_err_nJy, reference.observed))
-    knots, medians = empirical_noise(flux, err, observed)
-    softening = np.array([np.median(err[observed[:, j], j]) for j in range(flux.shape[1])])
     k_pred, k_ev = jax.random.split(key)
-    predicted = _predict_fluxes(k_pred, model, settings.n_predictive, reference, knots, medians, batch=256 * 1024)
+    predicted = _predict_fluxes(
+        k_pred, model, settings.n_predictive, reference.observations, reference.noise_knots, reference.noise_medians, batch=256 * 1024
+    )
     selected = np.all(np.isfinite(predicted), axis=1)
     if selection_flux_nJy is not None:
         selected &= predicted[:, selection_band] > selection_flux_nJy
@@ -228,8 +251,8 @@ def score_model(
             "raise --n-predictive, or check --selection against the catalog"
         )
     sim = predicted[selected]
-    data_stats = _statistics(flux, observed, softening, selection_band, labels)
-    sim_stats = _statistics(sim, np.ones_like(sim, bool), softening, selection_band, labels)
+    data_stats = reference.statistics
+    sim_stats = _statistics(sim, np.ones_like(sim, bool), reference.softening_nJy, selection_band, labels)
     from scipy.stats import ks_2samp, wasserstein_distance
 
     statistics = {
@@ -319,12 +342,13 @@ def compare_catalog(table, jobs, names, *, selection: tuple[str, float] | None, 
     held, ref = held_rows[usable[held_rows]], ref_rows[usable[ref_rows]]
     scores = []
     key = jax.random.key(settings.seed)
+    # the data side of the predictive checks, once: both models are checked against the same reference rows
+    reference = reference_catalog(jax.tree.map(lambda a: a[ref], datas[0].observations), labels, band)
     for i, ((model, _, _), data) in enumerate(zip(loaded, datas)):
-        pick = lambda rows: jax.tree.map(lambda a: a[rows], data.observations)  # noqa: E731
         progress(f"{model.name}: predictive check ({settings.n_predictive} draws) and the evidence of {len(held)} held-out galaxies")
         scores.append(score_model(
-            jax.random.fold_in(key, i), model, reference=pick(ref), held_out=pick(held), labels=labels,
-            selection_band=band, selection_flux_nJy=flux_limit, settings=settings,
+            jax.random.fold_in(key, i), model, reference=reference, held_out=jax.tree.map(lambda a: a[held], data.observations),
+            labels=labels, selection_band=band, selection_flux_nJy=flux_limit, settings=settings,
         ))  # fmt: skip
     return scores, paired_difference(scores[0], scores[1], settings.min_ess), datas[0].object_id[held]
 
