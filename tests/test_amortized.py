@@ -149,6 +149,13 @@ def test_training_learns_and_resumes(tmp_path, config):
     # the parameter bounds are not trained: they stay the prior's, so every draw lies inside its support
     np.testing.assert_array_equal(np.asarray(flow.lower), np.asarray(prior.lower, np.float32))
     np.testing.assert_array_equal(np.asarray(flow.upper), np.asarray(prior.upper, np.float32))
+    # a starting flow with other bounds (flows trained before they were held fixed) is fine-tuned on the model's
+    import equinox as eqx
+
+    drifted = eqx.tree_at(lambda m: m.lower, flow, flow.lower - 1.0)
+    short = settings._replace(n_steps=20, checkpoint_every=20)
+    train_posterior_flow(config, emulator, prior, tmp_path / "b", settings=short, architecture=SMALL, init=drifted, log=lambda s: None)
+    np.testing.assert_array_equal(np.asarray(load_posterior(tmp_path / "b", config=config).lower), np.asarray(prior.lower, np.float32))
     # a corrupted weights file is refused
     weights = tmp_path / "a" / "weights.eqx"
     weights.write_bytes(weights.read_bytes()[:-10] + b"0123456789")

@@ -288,7 +288,9 @@ def train_posterior_flow(
     )  # fmt: skip
 
     if init is not None:
-        model = init
+        # the bounds are the model's, whatever the flow started from holds (flows trained before the bounds were held
+        # fixed carry drifted ones: see _partition)
+        model = eqx.tree_at(lambda m: (m.lower, m.upper), init, (jnp.asarray(lower), jnp.asarray(upper)))
     schedule = optax.warmup_cosine_decay_schedule(0.0, settings.learning_rate, min(500, settings.n_steps // 10), settings.n_steps, settings.learning_rate * 0.02)
     optimizer = optax.chain(optax.clip_by_global_norm(5.0), optax.adam(schedule))
     params, static = _partition(model)
