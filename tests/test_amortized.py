@@ -126,6 +126,17 @@ def test_masked_bands_ignore_their_values(small_flow):
 
 
 @pytest.mark.slow
+def test_the_bounds_are_not_trained(shipped):
+    """-ln q(u) falls as the map theta -> u widens, without a better fit: the bounds stay fixed (the logit moments too
+    with fix_logit_moments)."""
+    from popz.infer.amortized_train import _partition
+
+    trained, _ = _partition(shipped[0])
+    assert trained.lower is None and trained.upper is None and trained.u_scale is not None and trained.embed is not None
+    trained, _ = _partition(shipped[0], fix_logit_moments=True)
+    assert trained.lower is None and trained.upper is None and trained.u_loc is None and trained.u_scale is None
+
+
 def test_training_learns_and_resumes(tmp_path, config):
     """A few hundred steps lower the held-out loss; a run stopped at its time budget resumes to the same end."""
     from popz.emulate.files import load

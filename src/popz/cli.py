@@ -281,6 +281,7 @@ def train_posterior_command(
     nn_width: int = typer.Option(64),
     max_minutes: Optional[float] = typer.Option(None, help="stop (resumably) after this many minutes"),
     init: Optional[str] = typer.Option(None, help="fine-tune this posterior flow (shipped name or folder; same architecture)"),
+    fix_logit_moments: bool = typer.Option(False, "--fix-logit-moments", help="hold the logits' location and scale fixed too (the bounds always are)"),
     quiet: bool = typer.Option(False, "--quiet", help="no progress log"),
 ) -> None:
     """Train the amortized posterior (conditional normalizing flow) on simulated galaxies; rerunning resumes."""
@@ -294,7 +295,8 @@ def train_posterior_command(
     phot = load(emulator, kind="photometry", config=config)
     emulator_id = read_manifest(emulator_folder(emulator, "photometry")).get("weights_sha256", str(emulator))
     settings = NPETrainSettings(
-        n_steps=steps, batch_size=batch_size, learning_rate=learning_rate, pool_size=pool_size, seed=seed, error_floor=error_floor
+        n_steps=steps, batch_size=batch_size, learning_rate=learning_rate, pool_size=pool_size, seed=seed, error_floor=error_floor,
+        fix_logit_moments=fix_logit_moments,
     )
     start, extra = None, {}
     if init is not None:

@@ -152,7 +152,7 @@ def _compiled(settings: NPESettings):
             chi2_min = _chi2(theta[best], obs, emulator, data_model, extinction)
             domain = jnp.mean(jax.vmap(emulator.domain_flags)(samples) > 0)
         else:
-            # the flows shipped so far were trained with their parameter bounds free, and those drifted outside the
+            # flows trained before 2026-11-27 had their parameter bounds trained too, and those drifted outside the
             # prior's (amortized_train._partition): a few percent of their draws fall outside the prior's support,
             # where no galaxy can be. Those are put on the nearest bound. (npe+is needs nothing: they weigh 0 there.)
             samples, log_post, ess = jnp.clip(theta, prior.lower, prior.upper), log_q, jnp.asarray(float(m))
