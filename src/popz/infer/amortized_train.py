@@ -220,8 +220,8 @@ def _partition(model, fix_logit_moments: bool = False):
     not the default.
     """
     spec = jax.tree.map(eqx.is_inexact_array, model, is_leaf=lambda leaf: isinstance(leaf, paramax.NonTrainable))
-    fixed = (lambda m: (m.lower, m.upper, m.u_loc, m.u_scale)) if fix_logit_moments else (lambda m: (m.lower, m.upper))
-    spec = eqx.tree_at(fixed, spec, replace=(False,) * (4 if fix_logit_moments else 2))
+    names = ("lower", "upper") + (("u_loc", "u_scale") if fix_logit_moments else ())
+    spec = eqx.tree_at(lambda m: tuple(getattr(m, name) for name in names), spec, replace=(False,) * len(names))
     return eqx.partition(model, spec, is_leaf=lambda leaf: isinstance(leaf, paramax.NonTrainable))
 
 

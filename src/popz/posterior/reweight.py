@@ -40,9 +40,9 @@ class ReweightResult(NamedTuple):
 _RATIO_FNS: dict = {}
 
 
-def _prior_ratio_fn(prior, old_hyper, new_hyper):
-    """The jitted ln p(theta | new) - ln p(theta | old) over draws (B, S, D), for one prior and pair of hyperparameter
-    vectors. Only the factors whose hyperparameters changed are evaluated, and both vectors are constants of the
+def _prior_ratio_fns(prior, old_hyper, new_hyper):
+    """(ratio, fused), jitted, for one prior and pair of hyperparameter vectors: ratio gives ln p(theta | new) -
+    ln p(theta | old) over draws (B, S, D); fused is :func:`reweight_to_prior`'s batch step built on it. Only the factors whose hyperparameters changed are evaluated, and both vectors are constants of the
     program (so XLA folds the terms that depend on them alone, the normalisers above all)."""
     old, new = np.asarray(old_hyper, np.float32), np.asarray(new_hyper, np.float32)
     key = (prior, old.tobytes(), new.tobytes())
@@ -52,12 +52,15 @@ def _prior_ratio_fn(prior, old_hyper, new_hyper):
         factors = prior.changed_factors(old, new)
         old_c, new_c = jnp.asarray(old), jnp.asarray(new)
 
-        @jax.jit
         def ratio(samples):
             flat = samples.reshape(-1, samples.shape[-1])
             return jax.vmap(lambda t: prior.log_prob_ratio(t, old_c, new_c, factors))(flat).reshape(samples.shape[:2])
 
-        _RATIO_FNS[key] = ratio
+        def fused(draws, extra, u):  # reweight_to_prior's whole batch: ratio, weights, picks, resampled draws
+            ess, pick = _weights_and_picks(ratio(draws) + extra, u)
+            return ess, jnp.take_along_axis(draws, pick[:, :, None], axis=1)
+
+        _RATIO_FNS[key] = (jax.jit(ratio), jax.jit(fused))
     return _RATIO_FNS[key]
 
 
@@ -80,7 +83,7 @@ def prior_log_ratio(samples: np.ndarray, *, prior, old_hyper, new_hyper, batch: 
     """
     samples = np.asarray(samples, np.float32)
     batch = min(batch, len(samples)) or 1
-    ratio = _prior_ratio_fn(prior, old_hyper, new_hyper)
+    ratio, _ = _prior_ratio_fns(prior, old_hyper, new_hyper)
     parts = [np.asarray(ratio(jnp.asarray(_pad(samples[a:b], pad))))[: b - a] for a, b, pad in _padded_batches(len(samples), batch)]
     return np.concatenate(parts) if parts else np.zeros(samples.shape[:2])
 
@@ -127,6 +130,15 @@ def _weights_and_picks(log_weights, u):
 _weights_and_picks_jit = jax.jit(_weights_and_picks)
 
 
+def _resampling_uniforms(seed: int, n: int) -> np.ndarray:
+    """One uniform (float32) per object for systematic resampling: shared by both paths, so they pick the same draws."""
+    return np.random.default_rng(seed).uniform(size=n).astype(np.float32)
+
+
+def _low_ess_flags(ess, min_ess: float) -> np.ndarray:
+    return np.where(ess < min_ess, FLAG_LOW_ESS, 0).astype(np.int32)
+
+
 def reweight_samples(
     samples: np.ndarray, log_weights: np.ndarray, *, min_ess: float = 20.0, seed: int = 0, batch: int = 4096
 ) -> ReweightResult:
@@ -139,7 +151,7 @@ def reweight_samples(
     samples = np.asarray(samples)
     log_weights = np.asarray(log_weights, np.float32)
     n, s = log_weights.shape
-    u = np.random.default_rng(seed).uniform(size=n).astype(np.float32)
+    u = _resampling_uniforms(seed, n)
     batch = min(batch, n) or 1
     ess, pick = np.empty(n, np.float32), np.empty((n, s), np.int32)
     for a, b, pad in _padded_batches(n, batch):
@@ -149,11 +161,8 @@ def reweight_samples(
     # itself 7x take_along_axis here)
     flat = (np.arange(n, dtype=np.int64)[:, None] * s + pick).ravel()
     resampled = np.take(samples.reshape(n * s, *samples.shape[2:]), flat, axis=0).reshape(samples.shape)
-    flags = np.where(ess < min_ess, FLAG_LOW_ESS, 0).astype(np.int32)
+    flags = _low_ess_flags(ess, min_ess)
     return ReweightResult(resampled, ess, flags)
-
-
-_FUSED: dict = {}
 
 
 def reweight_to_prior(
@@ -170,25 +179,14 @@ def reweight_to_prior(
     """
     samples = np.asarray(samples, np.float32)
     n, s = samples.shape[:2]
-    u = np.random.default_rng(seed).uniform(size=n).astype(np.float32)
+    u = _resampling_uniforms(seed, n)
     batch = min(batch, n) or 1
-    ratio = _prior_ratio_fn(prior, old_hyper, new_hyper)
-    if ratio not in _FUSED:
-        if len(_FUSED) >= 16:
-            _FUSED.pop(next(iter(_FUSED)))
-
-        @jax.jit
-        def fused(draws, extra, u):
-            ess, pick = _weights_and_picks(ratio(draws) + extra, u)
-            return ess, jnp.take_along_axis(draws, pick[:, :, None], axis=1)
-
-        _FUSED[ratio] = fused
-    fused = _FUSED[ratio]
+    _, fused = _prior_ratio_fns(prior, old_hyper, new_hyper)
     extra = None if extra_log_weights is None else np.asarray(extra_log_weights, np.float32)
     zeros = np.zeros((batch, s), np.float32)
     ess, out = np.empty(n, np.float32), np.empty_like(samples)
     for a, b, pad in _padded_batches(n, batch):
         e, drawn = fused(jnp.asarray(_pad(samples[a:b], pad)), zeros if extra is None else jnp.asarray(_pad(extra[a:b], pad)), jnp.asarray(_pad(u[a:b], pad)))
         ess[a:b], out[a:b] = np.asarray(e)[: b - a], np.asarray(drawn)[: b - a]
-    flags = np.where(ess < min_ess, FLAG_LOW_ESS, 0).astype(np.int32)
+    flags = _low_ess_flags(ess, min_ess)
     return ReweightResult(out, ess, flags)
