@@ -195,9 +195,13 @@ def coupling_forward(bijection, z, cond):
     CPU that made the draws cost three times what the conditioner networks do.
     Here each layer's spline is computed on the whole batch at once: the knots
     by one softmax and cumulative sum, the bin by counting the knots below, the
-    neighbouring knots by a one-hot sum, and the derivatives only at those two
-    knots. The condition's share of each conditioner's first layer is computed
-    once, not once per draw. Any other flowjax bijection falls back to flowjax.
+    neighbouring knots by an indexed take, and the derivatives only at those two
+    knots. The draws sit on the last axis throughout (x is (D, S), the spline's
+    parameters (M, 3 K + 4, S)), so every reduction over a spline's knots runs
+    over a short leading axis with the draws contiguous and vectorised: 1.5x
+    faster on a CPU than draws-first. The condition's share of each
+    conditioner's first layer is computed once, not once per draw. Any other
+    flowjax bijection falls back to flowjax.
     """
     with jax.ensure_compile_time_eval():  # the checks and constants below depend on no traced value
         layers = _rqs_coupling_layers(bijection)
@@ -206,16 +210,18 @@ def coupling_forward(bijection, z, cond):
     coupling, permutation, init, interval, min_width, min_derivative = layers
     split = coupling.untransformed_dim
     (w1, b1), *rest = ((layer.weight, layer.bias) for layer in coupling.conditioner.layers)
-    x, log_det = z, jnp.zeros(z.shape[0], z.dtype)
+    x, log_det = z.T, jnp.zeros(z.shape[0], z.dtype)
+    n_transformed = x.shape[0] - split
     for i in range(w1.shape[0]):  # unrolled: fuses better than lax.scan over the layers
-        h = x[:, :split] @ w1[i, :, :split].T + (w1[i, :, split:] @ cond + b1[i])
+        h = w1[i, :, :split] @ x[:split] + (w1[i, :, split:] @ cond + b1[i])[:, None]
         for w, b in rest:
-            h = jax.nn.gelu(h) @ w[i].T + b[i]
-        params = h.reshape(x.shape[0], x.shape[1] - split, -1) + init
-        y, spline_log_det = _spline_forward(x[:, split:], params, interval, min_width, min_derivative)
-        x = jnp.concatenate([x[:, :split], y], axis=-1)[:, permutation[i]]
+            h = w[i] @ jax.nn.gelu(h) + b[i][:, None]
+        # flowjax reads the conditioner's output (M * P,) as (M, P): row m holds transformed dimension m's P parameters
+        params = h.reshape(n_transformed, -1, x.shape[1]) + init[None, :, None]
+        y, spline_log_det = _spline_forward(x[split:], params, interval, min_width, min_derivative)
+        x = jnp.concatenate([x[:split], y], axis=0)[permutation[i]]
         log_det = log_det + spline_log_det
-    return x, log_det
+    return x.T, log_det
 
 
 def flowjax_forward(bijection, z, cond):
@@ -250,37 +256,37 @@ def _rqs_coupling_layers(bijection):
 
 
 def _spline_forward(x, params, interval, min_width, min_derivative):
-    """flowjax's RationalQuadraticSpline forward for x (S, M) with raw parameters (S, M, 3 K + 4); identity outside
-    the interval. Returns y (S, M) and the summed ln derivative (S,)."""
+    """flowjax's RationalQuadraticSpline forward for x (M, S) with raw parameters (M, 3 K + 4, S), draws last; identity
+    outside the interval. Returns y (M, S) and the ln derivative summed over M (S,)."""
     lo, hi = interval
-    k1 = (params.shape[-1] - 1) // 3  # K + 1 bins
+    k1 = (params.shape[1] - 1) // 3  # K + 1 bins
 
-    def knots(logits):  # inner knot positions (S, M, K): flowjax's RealToIncreasingOnInterval
-        widths = jax.nn.softmax(logits, axis=-1)
-        return jnp.cumsum(min_width + ((hi - lo) - min_width * k1) * widths, axis=-1)[..., :-1] + lo
+    def knots(logits):  # inner knot positions (M, K, S): flowjax's RealToIncreasingOnInterval
+        widths = jax.nn.softmax(logits, axis=1)
+        return jnp.cumsum(min_width + ((hi - lo) - min_width * k1) * widths, axis=1)[:, :-1] + lo
 
-    inner_x, inner_y = knots(params[..., :k1]), knots(params[..., k1 : 2 * k1])
+    inner_x, inner_y = knots(params[:, :k1]), knots(params[:, k1 : 2 * k1])
     inside = (x >= lo) & (x <= hi)
     xc = jnp.clip(x, lo, hi)
-    onehot = (jnp.arange(k1) == jnp.sum(inner_x < xc[..., None], axis=-1)[..., None]).astype(x.dtype)
-    edge_lo, edge_hi = jnp.full(x.shape + (1,), lo, x.dtype), jnp.full(x.shape + (1,), hi, x.dtype)
-    x_pos = jnp.concatenate([edge_lo, inner_x, edge_hi], axis=-1)
-    y_pos = jnp.concatenate([edge_lo, inner_y, edge_hi], axis=-1)
-    raw_d = params[..., 2 * k1 :]
+    bin_index = jnp.sum(inner_x < xc[:, None], axis=1)[:, None]  # (M, 1, S)
+    edge_lo, edge_hi = jnp.full((x.shape[0], 1, x.shape[1]), lo, x.dtype), jnp.full((x.shape[0], 1, x.shape[1]), hi, x.dtype)
+    x_pos = jnp.concatenate([edge_lo, inner_x, edge_hi], axis=1)
+    y_pos = jnp.concatenate([edge_lo, inner_y, edge_hi], axis=1)
+    raw_d = params[:, 2 * k1 :]
 
     def pick(a):
-        return jnp.sum(a * onehot, axis=-1)
+        return jnp.take_along_axis(a, bin_index, axis=1)[:, 0]
 
-    xk, xk1, yk, yk1 = pick(x_pos[..., :-1]), pick(x_pos[..., 1:]), pick(y_pos[..., :-1]), pick(y_pos[..., 1:])
-    dk = jax.nn.softplus(pick(raw_d[..., :-1])) + min_derivative
-    dk1 = jax.nn.softplus(pick(raw_d[..., 1:])) + min_derivative
+    xk, xk1, yk, yk1 = pick(x_pos[:, :-1]), pick(x_pos[:, 1:]), pick(y_pos[:, :-1]), pick(y_pos[:, 1:])
+    dk = jax.nn.softplus(pick(raw_d[:, :-1])) + min_derivative
+    dk1 = jax.nn.softplus(pick(raw_d[:, 1:])) + min_derivative
     xi = (xc - xk) / (xk1 - xk)
     sk = (yk1 - yk) / (xk1 - xk)
     t = xi * (1.0 - xi)
     den = sk + (dk1 + dk - 2.0 * sk) * t
     y = jnp.where(inside, jnp.clip(yk + (yk1 - yk) * (sk * xi**2 + dk * t) / den, lo, hi), x)
     deriv = sk**2 * (dk1 * xi**2 + 2.0 * sk * t + dk * (1.0 - xi) ** 2) / den**2
-    return y, jnp.sum(jnp.where(inside, jnp.log(deriv), 0.0), axis=-1)
+    return y, jnp.sum(jnp.where(inside, jnp.log(deriv), 0.0), axis=0)
 
 
 def ood_features(standard_features, observed):
