@@ -30,6 +30,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=500)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--seed", type=int, default=11)
+    parser.add_argument("--free-hyper", default="", help="comma-separated population hyperparameters to calibrate too (as popz calibrate --free-hyper)")
     parser.add_argument("--keep", default=None, help="folder to write the calibration into (popz fit --hyper)")
     args = parser.parse_args()
 
@@ -54,7 +55,8 @@ def main() -> None:
         emulator=emulator, prior=prior,
     )  # fmt: skip
     data = observations_from_table(mock.table, bands, known_tracts=[0, 1, 2, 3])
-    settings = CalibrationSettings(n_proposals=args.proposals, n_steps=args.steps, n_burn=args.steps // 5, rounds=args.rounds)
+    free = tuple(h for h in args.free_hyper.split(",") if h)
+    settings = CalibrationSettings(n_proposals=args.proposals, n_steps=args.steps, n_burn=args.steps // 5, rounds=args.rounds, free_hyper=free)
     start = time.perf_counter()
     result = calibrate(
         data.observations, n_tracts=4, flow=load_posterior("lsst-default", config=config), emulator=emulator, prior=prior,
@@ -69,7 +71,7 @@ def main() -> None:
     rows = [f"| {t} | " + " | ".join(f"{100 * error[t, j]:+.2f} ({100 * result.zero_points_std[t, j]:.2f}, {pull[t, j]:+.1f})" for j in range(6)) + " |" for t in range(4)]
     body = [
         f"JAX {jax.__version__}; mock of {args.n} galaxies (4 tracts, zero-points with 3% scatter, 2% floor, i < 25.3), "
-        f"{args.proposals} proposals per galaxy, {args.rounds} rounds, {settings.n_chains} chains x {args.steps} steps; "
+        f"{args.proposals} proposals per galaxy, {args.rounds} rounds, free hyperparameters: {', '.join(free) or 'none'}, {settings.n_chains} chains x {args.steps} steps; "
         f"{seconds / 60:.1f} min.",
         "",
         "Zero-point error of the median, in % (posterior std in %, pull):",
@@ -82,6 +84,13 @@ def main() -> None:
         f"Error floors (injected 0.02): " + ", ".join(f"{b} {f:.3f}+/-{s:.3f}" for b, f, s in zip(bands, result.error_floors, result.error_floors_std))
         + f". Acceptance {np.round(result.acceptance, 2).tolist()}, R-hat max {result.r_hat.max():.3f}; galaxies used {result.n_used}.",
     ]
+    if free:
+        names = list(prior.hyper_dict(prior.hyper()))
+        body += ["", "Free population hyperparameters against the mock's (the model's defaults):", "",
+                 "| hyperparameter | truth | median +/- std | pull |", "|---|---:|---:|---:|"]  # fmt: skip
+        for h in free:
+            truth_h, median_h, std_h = mock.metadata["hyper"][h], float(result.hyper[names.index(h)]), result.hyper_std[h]
+            body.append(f"| {h} | {truth_h:.3f} | {median_h:.3f} +/- {std_h:.3f} | {(median_h - truth_h) / std_h:+.1f} |")
     # photo-z with zero-points fixed at 1 (floor 0.02) and with the calibration
     import jax.numpy as jnp
 
@@ -113,7 +122,8 @@ def main() -> None:
 
         write_calibration(args.keep, result, tract_ids=[0, 1, 2, 3], band_labels=bands, prior=prior, meta={"command": "benchmarks/calibrate_mock.py"})
     print("\n".join(body))
-    write_section(f"Hierarchical calibration on a mock, {jax.default_backend()} (calibrate_mock.py)", "\n".join(body))
+    title = f"Hierarchical calibration on a mock, {jax.default_backend()} (calibrate_mock.py{', free hyperparameters' if free else ''})"
+    write_section(title, "\n".join(body))
 
 
 if __name__ == "__main__":

@@ -65,3 +65,33 @@ def test_calibration_folder_errors(tmp_path, config):
     (tmp_path / "summary.json").write_text("{not json")
     with pytest.raises(PopzError, match="not valid JSON"):
         read_calibration(tmp_path, band_labels=list("ugrizy"), prior=prior)
+
+
+def test_proposals_on_a_prior_bound_get_no_weight(config):
+    """A broadened flow draw far in a tail saturates the logit onto a prior bound in float32: its ln q is meaningless
+    and its fluxes can overflow once scaled to the best mass, which made the calibration's objective NaN. Such
+    proposals must carry no weight."""
+    import jax
+
+    from popz.data_model import default_data_model, make_extinction_table
+    from popz.data_model.mock import MockSettings, make_mock
+    from popz.emulate.files import load
+    from popz.infer.amortized_files import load_posterior
+    from popz.infer.hierarchical import CalibrationSettings, draw_proposals
+    from popz.io.catalog import observations_from_table
+    from popz.population import make_population_prior
+    from popz.sps.filters import load_bands
+
+    prior = make_population_prior(config)
+    mock = make_mock(config, MockSettings(n=20, seed=8, chunk_size=20000))
+    obs = observations_from_table(mock.table, list("ugrizy")).observations
+    bank = draw_proposals(
+        jax.random.key(0), obs, flow=load_posterior("lsst-default", config=config), emulator=load("lsst-default"), prior=prior,
+        hyper=prior.hyper(), zero_point=default_data_model(0, 6).zero_point, extinction=make_extinction_table(load_bands(config.bands)),
+        settings=CalibrationSettings(n_proposals=200, proposal_scale=4.0),
+    )  # fmt: skip
+    theta, log_q = np.asarray(bank.theta), np.asarray(bank.log_q)
+    on_bound = np.any((theta <= np.asarray(prior.lower)) | (theta >= np.asarray(prior.upper)), axis=-1)
+    assert on_bound.sum() > 0  # the broadened draws do reach the bounds, so the check below can fail
+    assert np.all(np.isneginf(log_q[on_bound]))
+    assert np.all(np.isfinite(log_q[~on_bound]))

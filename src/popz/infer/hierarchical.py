@@ -256,8 +256,11 @@ def draw_proposals(
             err = jax.vmap(emulator.error_mag)(theta)
             lp = jax.vmap(lambda t: prior.log_prob(t, hyper))(theta)
             best = _best_log_mass(unit, obs, zero_point, extinction, prior.lower[mass], prior.upper[mass])
-            # a proposal outside the prior's support gets no weight: marked by a non-finite density
-            return theta, unit, err, jnp.where(jnp.isfinite(lp), log_q, -jnp.inf), theta[:, mass] - best
+            # a proposal outside the prior's support gets no weight: marked by a non-finite density. So does one on a
+            # bound: the flow's logit saturated in float32 (a broadened draw far in a tail), its density is meaningless
+            # (ln q of 200 and more) and its fluxes, at a corner of the emulator's domain, can overflow once scaled
+            interior = jnp.all((theta > prior.lower) & (theta < prior.upper), axis=-1)
+            return theta, unit, err, jnp.where(jnp.isfinite(lp) & interior, log_q, -jnp.inf), theta[:, mass] - best
 
         return jax.vmap(one)(keys, obs, mean, chol)
 
@@ -273,7 +276,8 @@ def draw_proposals(
 def _sanitised(bank: ProposalBank) -> tuple[ProposalBank, jax.Array, jax.Array]:
     """The bank with unusable proposals replaced by a usable one, their mask (N, K), and the galaxies with any (N,).
 
-    Unusable: outside the prior's support, or non-finite density or flux. The
+    Unusable: outside the prior's support or on its bounds (a saturated logit, see
+    :func:`draw_proposals`), or non-finite density or flux. The
     replacement keeps every value (and so every gradient) finite; the mask then
     gives those proposals zero weight. A galaxy without any usable proposal
     keeps all of them, replaced, and is left out of the sum by the second mask.
