@@ -531,10 +531,28 @@ def _maximise(objective: _Objective, eta0: np.ndarray, max_iter: int = 300) -> t
     return res.x, -float(res.fun)
 
 
-def _laplace_covariance(objective: _Objective, eta: np.ndarray) -> np.ndarray:
-    """Inverse of minus the Hessian at eta (P, P), by forward-over-reverse products, made positive definite."""
+def _laplace_covariance(objective: _Objective, eta: np.ndarray, step: float = 1e-3) -> np.ndarray:
+    """Inverse of minus the Hessian at eta (P, P), by forward-over-reverse products, made positive definite.
+
+    A column whose forward-over-reverse product is not finite comes from central
+    differences of the exact gradient instead (step ``step`` in eta's units).
+    This happened on a 20,000-galaxy mock for two zero-points and two floors,
+    with a finite objective and gradient: some galaxy's second derivative is not
+    finite there. The covariance only shapes the chains' proposal; the chains
+    evaluate the posterior exactly.
+    """
     p = eta.shape[0]
-    hessian = np.stack([np.asarray(objective.hvp(eta, np.eye(p)[i]), np.float64) for i in range(p)])
+    columns = []
+    for i in range(p):
+        unit = np.eye(p)[i]
+        column = np.asarray(objective.hvp(eta, unit), np.float64)
+        if not np.all(np.isfinite(column)):
+            up, down = (np.asarray(objective.value_and_grad(eta + sign * step * unit)[1], np.float64) for sign in (1.0, -1.0))
+            column = (up - down) / (2.0 * step)
+        columns.append(column)
+    hessian = np.stack(columns)
+    if not np.all(np.isfinite(hessian)):
+        raise PopzError("the calibration's curvature at its maximum is not finite: try more --proposals, or fewer free hyperparameters")
     hessian = 0.5 * (hessian + hessian.T)
     w, v = np.linalg.eigh(-hessian)
     w = np.maximum(w, 1e-6 * max(w.max(), 1e-12))
@@ -651,6 +669,8 @@ def calibrate(
     cov = _laplace_covariance(objective, eta)
     say(f"{settings.n_chains} chains x {settings.n_steps} steps (independence Metropolis-Hastings)")
     chains, acceptance = _independence_chains(jax.random.fold_in(key, 10_000), objective, eta, cov, settings)
+    if not np.any(acceptance > 0):
+        raise PopzError("the calibration's chains accepted no proposal: the posterior is not finite around its maximum")
     kept = chains[:, settings.n_burn :]
     flat = kept.reshape(-1, kept.shape[-1])
     r_hat = _rhat_across_chains(kept)
