@@ -125,7 +125,6 @@ def test_masked_bands_ignore_their_values(small_flow):
     np.testing.assert_array_equal(small_flow.condition(a), small_flow.condition(b))
 
 
-@pytest.mark.slow
 def test_the_bounds_are_not_trained(shipped):
     """-ln q(u) falls as the map theta -> u widens, without a better fit: the bounds stay fixed (the logit moments too
     with fix_logit_moments)."""
@@ -137,6 +136,7 @@ def test_the_bounds_are_not_trained(shipped):
     assert trained.lower is None and trained.upper is None and trained.u_loc is None and trained.u_scale is None
 
 
+@pytest.mark.slow
 def test_training_learns_and_resumes(tmp_path, config):
     """A few hundred steps lower the held-out loss; a run stopped at its time budget resumes to the same end."""
     from popz.emulate.files import load

@@ -42,8 +42,9 @@ _RATIO_FNS: dict = {}
 
 def _prior_ratio_fns(prior, old_hyper, new_hyper):
     """(ratio, fused), jitted, for one prior and pair of hyperparameter vectors: ratio gives ln p(theta | new) -
-    ln p(theta | old) over draws (B, S, D); fused is :func:`reweight_to_prior`'s batch step built on it. Only the factors whose hyperparameters changed are evaluated, and both vectors are constants of the
-    program (so XLA folds the terms that depend on them alone, the normalisers above all)."""
+    ln p(theta | old) over draws (B, S, D); fused is :func:`reweight_to_prior`'s batch step built on it. Only the
+    factors whose hyperparameters changed are evaluated, and both vectors are constants of the program (so XLA folds
+    the terms that depend on them alone, the normalisers above all)."""
     old, new = np.asarray(old_hyper, np.float32), np.asarray(new_hyper, np.float32)
     key = (prior, old.tobytes(), new.tobytes())
     if key not in _RATIO_FNS:
