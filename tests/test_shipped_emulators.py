@@ -47,6 +47,44 @@ def test_shipped_spectrum_emulator_matches_the_simulator_in_unseen_bands(simulat
     assert np.all(np.sqrt(np.mean(res**2, axis=0)) < 0.06), res
 
 
+def test_the_log_grid_band_table_matches_the_per_pixel_search(config, sdss_filter_dir):
+    """The fast table (one slice per redshift) against :func:`rest_sed_to_flux_nJy`'s search of every pixel edge.
+
+    Tolerance 1e-4 mag in every band brighter than 35 mag (measured: 1e-5 in LSST, 6.5e-5 in SDSS
+    on 4,096 draws); the only approximation is the cumulative response interpolated in ln(lambda)
+    at 1/128 of a pixel.
+    """
+    emulator = popz.emulate.load("lsst-default", kind="spectrum", config=config)
+    theta = jnp.asarray(TrainingPrior(config).sample(jax.random.key(3), 512), jnp.float32)
+    lsst = load_bands(config.bands)
+    sdss = load_bands([str(sdss_filter_dir / f"sdss_{b}.dat") for b in "ugriz"])
+    for bands in (lsst, sdss):
+        slow, fast = make_band_table(tuple(bands)), emulator.band_table(bands)
+        ref = np.asarray(jax.jit(jax.vmap(lambda t: emulator.magnitudes(t, slow)))(theta))
+        got = np.asarray(jax.jit(jax.vmap(lambda t: emulator.magnitudes(t, fast)))(theta))
+        assert np.max(np.abs(got - ref)[ref < 35]) < 1e-4
+    # derivative in redshift (the table is tabulated in it) against finite differences
+    fast = emulator.band_table(sdss)
+    t0 = theta[7]
+
+    def r_mag(z):
+        return emulator.magnitudes(t0.at[0].set(z), fast)[2]
+
+    z0 = float(t0[0])
+    grad = float(jax.grad(r_mag)(jnp.float32(z0)))
+    h = 1e-2
+    numeric = float((r_mag(jnp.float32(z0 + h)) - r_mag(jnp.float32(z0 - h))) / (2 * h))
+    assert np.isfinite(grad) and abs(grad - numeric) < 0.05 * abs(numeric) + 1e-3, (grad, numeric)
+
+
+def test_the_log_grid_band_table_refuses_a_grid_that_is_not_log_uniform(config):
+    from popz.errors import PopzError
+    from popz.sps.jax_photometry import make_log_grid_band_table
+
+    with pytest.raises(PopzError, match="not uniform in log wavelength"):
+        make_log_grid_band_table(tuple(load_bands(config.bands)), np.linspace(1000.0, 20000.0, 500), z_max=1.0)
+
+
 @pytest.mark.parametrize("kind", ["photometry", "spectrum"])
 def test_shipped_manifests_record_how_they_were_made(kind, config):
     from importlib import resources

@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 
 from popz.emulate.spectrum import SpectrumEmulator
-from popz.sps.jax_photometry import BandTable, make_band_table
+from popz.sps.jax_photometry import BandTable, LogGridBandTable
 from popz.sps.photometry import AB_MAG_OF_ONE_NJY
 
 __all__ = ["BandPhotometry", "band_photometry", "DEFAULT_ERROR_MAG"]
@@ -26,11 +26,12 @@ DEFAULT_ERROR_MAG = 0.012
 class BandPhotometry(eqx.Module):
     """theta -> fluxes in fixed bands via the spectrum emulator.
 
+    bands : the curves as the spectrum emulator's :meth:`~SpectrumEmulator.band_table` (or any :class:`BandTable`)
     error_rms_mag : (n_bands,) emulator error per band, mag
     """
 
     spectrum: SpectrumEmulator
-    bands: BandTable
+    bands: BandTable | LogGridBandTable
     error_rms_mag: jax.Array
     band_names: tuple = eqx.field(static=True)
 
@@ -55,7 +56,7 @@ def band_photometry(spectrum: SpectrumEmulator, bands, error_rms_mag: float) -> 
     """:class:`BandPhotometry` for a tuple of :class:`popz.sps.filters.Bandpass` with one error (mag) for every band."""
     return BandPhotometry(
         spectrum=spectrum,
-        bands=make_band_table(tuple(bands)),
+        bands=spectrum.band_table(tuple(bands)),
         error_rms_mag=jnp.full((len(bands),), error_rms_mag, jnp.float32),
         band_names=tuple(b.name for b in bands),
     )

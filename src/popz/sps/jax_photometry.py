@@ -16,7 +16,17 @@ from popz.interpolation import bin_index
 from popz.sps.filters import Bandpass
 from popz.sps.photometry import NJY_CGS, SPEED_OF_LIGHT_A_PER_S
 
-__all__ = ["BandTable", "IGMTable", "make_band_table", "make_igm_table", "rest_sed_to_flux_nJy"]
+__all__ = [
+    "BandTable",
+    "IGMTable",
+    "LogGridBandTable",
+    "make_band_table",
+    "make_igm_table",
+    "make_log_grid_band_table",
+    "rest_sed_to_flux_nJy",
+    "observed_fnu_nJy",
+    "log_grid_flux_nJy",
+]
 
 
 class BandTable(NamedTuple):
@@ -98,6 +108,23 @@ def make_igm_table(rest_wavelength_A: np.ndarray, z_max: float = 6.0) -> IGMTabl
     return IGMTable(jnp.asarray(z, jnp.float32), jnp.asarray(table))
 
 
+def observed_fnu_nJy(rest_wavelength_A, log10_l_lambda, igm_transmission, redshift, log10_luminosity_distance_cm):
+    """f_nu in nJy of each pixel, shape (n_wave,), of a rest-frame SED seen at ``redshift`` (IGM applied).
+
+    Arguments as :func:`rest_sed_to_flux_nJy`'s.
+    """
+    obs = rest_wavelength_A * (1.0 + redshift)
+    log_fnu = (
+        log10_l_lambda
+        - jnp.log10(4.0 * jnp.pi)
+        - 2.0 * log10_luminosity_distance_cm
+        - jnp.log10(1.0 + redshift)
+        + 2.0 * jnp.log10(obs)
+        - np.log10(SPEED_OF_LIGHT_A_PER_S * NJY_CGS)
+    )
+    return 10.0**log_fnu * igm_transmission
+
+
 def rest_sed_to_flux_nJy(
     rest_wavelength_A, rest_pixel_edges_A, log10_l_lambda, igm_transmission, redshift, log10_luminosity_distance_cm, bands: BandTable
 ):
@@ -113,19 +140,88 @@ def rest_sed_to_flux_nJy(
     """
     import jax
 
-    obs = rest_wavelength_A * (1.0 + redshift)
-    log_fnu = (
-        log10_l_lambda
-        - jnp.log10(4.0 * jnp.pi)
-        - 2.0 * log10_luminosity_distance_cm
-        - jnp.log10(1.0 + redshift)
-        + 2.0 * jnp.log10(obs)
-        - np.log10(SPEED_OF_LIGHT_A_PER_S * NJY_CGS)
-    )
-    fnu_nJy = 10.0**log_fnu * igm_transmission
+    fnu_nJy = observed_fnu_nJy(rest_wavelength_A, log10_l_lambda, igm_transmission, redshift, log10_luminosity_distance_cm)
     edges = rest_pixel_edges_A * (1.0 + redshift)
 
     def one_band(lam, c_hi, c_lo, increment, total):
         return jnp.dot(fnu_nJy, _pixel_integrals(edges, lam, c_hi, c_lo, increment)) / total
 
     return jax.vmap(one_band)(bands.wavelength_A, bands.cumulative_hi, bands.cumulative_lo, bands.increment, bands.total)
+
+
+class LogGridBandTable(NamedTuple):
+    """Pixel weights of bands on one log-uniform rest-frame grid, tabulated over ln(1 + z).
+
+    On a grid whose pixel edges are e_p = e_0 exp(p Delta), redshifting is a
+    shift by s = ln(1 + z) in ln(lambda), the same for every pixel. With the
+    band's cumulative response C tabulated in ln(lambda) at a step
+    delta = Delta / K from ln(e_0), pixel p's weight at shift s = (mK + r + f) delta
+    (integers m, 0 <= r < K, 0 <= f < 1) is
+
+        w_p = (1 - f) G[r, p + m] + f G[r + 1, p + m],   G[r, c] = C(e_0, (c + 1) K + r) - C(e_0, c K + r)
+
+    so a redshift costs one contiguous slice of G per band: no search through
+    the filter's samples per pixel (what :func:`rest_sed_to_flux_nJy` does).
+    G is formed in float64 (differences of nearby values, never of rounded
+    cumulatives) and stored in float32. C is the same piecewise-linear
+    cumulative as :class:`BandTable`'s; the only approximation is its linear
+    interpolation in ln(lambda) between steps delta.
+
+    weights : (n_bands, K + 1, n_columns) G, with row K = row 0 moved one column
+    log_step : scalar delta = Delta / K, in ln(Angstrom)
+    total : (n_bands,) the whole integral of R dlambda / lambda
+    n_pixels : (n_wave,) zeros; its length is the grid's pixel count
+    """
+
+    weights: jnp.ndarray
+    log_step: jnp.ndarray
+    total: jnp.ndarray
+    n_pixels: jnp.ndarray
+
+
+def make_log_grid_band_table(bands: tuple[Bandpass, ...], rest_pixel_edges_A, z_max: float, subdivisions: int = 128) -> LogGridBandTable:
+    """:class:`LogGridBandTable` of ``bands`` for the rest grid with edges ``rest_pixel_edges_A`` (n_wave + 1,), z in [0, z_max].
+
+    Raises PopzError if the grid is not log-uniform (to 1e-3 of a pixel).
+    """
+    from popz.errors import PopzError
+
+    log_edges = np.log(np.asarray(rest_pixel_edges_A, np.float64))
+    n_pix = log_edges.size - 1
+    step = (log_edges[-1] - log_edges[0]) / n_pix
+    if np.max(np.abs(log_edges - (log_edges[0] + step * np.arange(n_pix + 1)))) > 1e-3 * step:
+        raise PopzError("the rest-frame grid is not uniform in log wavelength: use make_band_table")
+    k = int(subdivisions)
+    delta = step / k
+    n_cols = n_pix + int(np.ceil(np.log1p(z_max) / step)) + 2
+    j = np.arange((n_cols + 2) * k)
+    lam = np.exp(log_edges[0] + j * delta)
+    weights = np.zeros((len(bands), k + 1, n_cols), np.float32)
+    total = np.zeros(len(bands), np.float32)
+    for b, band in enumerate(bands):
+        cum = np.interp(lam, band.wavelength_A, band.cumulative_response)
+        g = (cum[k:] - cum[:-k])[: n_cols * k + 1]  # g[i] = C(i + K) - C(i)
+        rows = g[: n_cols * k].reshape(n_cols, k).T  # rows[r, c] = g[c K + r]
+        weights[b, :k] = rows
+        weights[b, k, :] = g[k : n_cols * k + 1 : k]  # g[(c + 1) K]: row 0 one column on
+        total[b] = band.cumulative_response[-1]
+    return LogGridBandTable(jnp.asarray(weights), jnp.asarray(delta, jnp.float32), jnp.asarray(total), jnp.zeros(n_pix, jnp.float32))
+
+
+def log_grid_flux_nJy(fnu_nJy, redshift, table: LogGridBandTable):
+    """Band fluxes in nJy, shape (n_bands,), of pixel f_nu ``fnu_nJy`` (n_wave,) on the table's grid at ``redshift``.
+
+    ``redshift`` must lie in the table's [0, z_max] (not checked: this runs inside jit).
+    """
+    import jax
+
+    n_bands, k1, _ = table.weights.shape
+    k = k1 - 1
+    t = jnp.log1p(redshift) / table.log_step
+    q = jnp.floor(t)
+    f = t - q
+    q = q.astype(jnp.int32)
+    m, r = q // k, q % k
+    w = jax.lax.dynamic_slice(table.weights, (0, r, m), (n_bands, 2, table.n_pixels.shape[0]))
+    pixel = (1.0 - f) * w[:, 0] + f * w[:, 1]
+    return (pixel @ fnu_nJy) / table.total
