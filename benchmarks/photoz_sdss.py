@@ -37,6 +37,8 @@ def main() -> None:
     parser.add_argument("--data", default=str(SDSS), help="the sdss_mgs folder (parquet and filters/)")
     parser.add_argument("--chunk-size", type=int, default=256, help="galaxies per device call")
     parser.add_argument("--out", default=None, help="keep the fit here (default: a temporary folder); a rerun resumes")
+    parser.add_argument("--hyper", default=None, help="a popz calibrate folder: fit with its zero-points and floors (popz fit --hyper)")
+    parser.add_argument("--error-floor", type=float, default=0.02, help="the likelihood's error floor where no --hyper is given")
     args = parser.parse_args()
 
     import pandas as pd
@@ -55,8 +57,8 @@ def main() -> None:
             sys.executable, "-m", "popz.cli", "fit", str(catalog), "--out", str(out), "--method", "mcmc",
             "--bands", "u,g,r,i,z", "--filters", filters, "--flux-columns", "mag_{band}", "--error-columns", "magerr_{band}",
             "--units", "mag", "--assume-dereddened", "--n-walkers", str(args.n_walkers), "--n-burn", str(args.n_burn),
-            "--n-steps", str(args.n_steps), "--chunk-size", str(args.chunk_size), "--quiet",
-        ]  # fmt: skip
+            "--n-steps", str(args.n_steps), "--chunk-size", str(args.chunk_size), "--error-floor", str(args.error_floor), "--quiet",
+        ] + (["--hyper", args.hyper] if args.hyper else [])  # fmt: skip
         start = time.perf_counter()
         subprocess.run(command, check=True)
         seconds = time.perf_counter() - start
@@ -68,7 +70,9 @@ def main() -> None:
     print(m, f"{len(z) / seconds:.2f} galaxies/s")
     body = [
         f"Test half of `sdss_mgs` (first {len(z)} of 5,000), SDSS filter curves from `sdss_mgs/filters`, magnitudes as given "
-        f"(`--units mag`, no AB offsets, `--assume-dereddened`), error floor 0.02; MCMC through the spectrum emulator "
+        f"(`--units mag`, no AB offsets, `--assume-dereddened`), "
+        + (f"zero-points and error floors from `--hyper {args.hyper}`" if args.hyper else f"error floor {args.error_floor}")
+        + "; MCMC through the spectrum emulator "
         f"(no training for these bands), {args.n_walkers} walkers x ({args.n_burn} burn + {args.n_steps}) steps. "
         "Peers measured on the same data by the issue: EAZY (CWWSB4, flat prior) sigma_NMAD 0.0245, bias +0.042; BPZ (no prior) "
         "0.031, +0.025; FlexZBoost trained on the other half 0.013.",
@@ -78,7 +82,8 @@ def main() -> None:
         f"| {m['sigma_nmad']:.4f} | {m['outliers']:.3f} | {m['bias']:+.4f} | {m['coverage68']:.3f} | {m['pit_ks']:.3f} | "
         f"{len(z) / seconds:.2f} | {np.mean(summary['flags'] > 0):.2f} |",
     ]
-    write_section(f"Photo-z on SDSS MGS, popz MCMC via the spectrum emulator (photoz_sdss.py, n={len(z)})", "\n".join(body))
+    tag = f", hyper {Path(args.hyper).name}" if args.hyper else ""
+    write_section(f"Photo-z on SDSS MGS, popz MCMC via the spectrum emulator (photoz_sdss.py, n={len(z)}{tag})", "\n".join(body))
 
 
 if __name__ == "__main__":

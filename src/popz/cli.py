@@ -526,6 +526,9 @@ def calibrate_command(
     model: str = typer.Option("lsst-default", help="shipped model name or YAML path"),
     emulator: str = typer.Option("lsst-default", help="photometric emulator: shipped name or folder"),
     posterior: str = typer.Option("lsst-default", help="posterior flow giving the proposals: shipped name or folder"),
+    bands: Optional[str] = typer.Option(None, help="comma-separated band names of the catalog, where not the model's"),
+    filters: Optional[list[str]] = typer.Option(None, help="one filter curve per --bands entry, in order (comma-separated or repeated)"),
+    mcmc_steps: int = typer.Option(1000, help="other bands: MCMC steps (half burn-in) of the fit that seeds the proposals"),
     flux_columns: Optional[str] = typer.Option(None, help="flux column template with {band}, e.g. 'mag_{band}'"),
     error_columns: Optional[str] = typer.Option(None, help="error column template with {band}"),
     units: str = typer.Option("nJy", help="nJy, uJy or mag (AB)"),
@@ -533,7 +536,11 @@ def calibrate_command(
     assume_dereddened: bool = typer.Option(False, "--assume-dereddened", help="no ebv column: fluxes are corrected already"),
     seed: int = typer.Option(0),
 ) -> None:
-    """Zero-points per tract and band, error floors and (optionally) population hyperparameters, from the photometry alone."""
+    """Zero-points per tract and band, error floors and (optionally) population hyperparameters, from the photometry alone.
+
+    In the model's bands the proposals come from the posterior flow. In other bands (--bands with --filters, through
+    the spectrum emulator) an MCMC fit of the galaxies seeds them (popz.infer.sample_proposals).
+    """
     import jax
 
     from popz.config import load_model
@@ -549,6 +556,14 @@ def calibrate_command(
 
     config = load_model(model)
     labels = band_labels(config.bands)
+    band_passes = load_bands(config.bands)
+    curves = [f.strip() for item in (filters or []) for f in item.split(",") if f.strip()]
+    other_bands = bool(bands or curves)
+    if other_bands:
+        labels = tuple(b.strip() for b in (bands or "").split(",") if b.strip())
+        if len(curves) != len(labels):
+            raise PopzError(f"--filters gives {len(curves)} curve(s) for {len(labels)} band(s) in --bands: give one per band, in order")
+        band_passes = load_bands(curves)
     table = read_table(catalog)
     selection = _selection_or_mock_cut(catalog, selection, "the selection term is left out")
     table = _random_rows(table, subsample, seed)
@@ -575,16 +590,32 @@ def calibrate_command(
         floors=not no_floors, fixed_floor=error_floor, seed=seed,
         free_hyper=tuple(h for h in (free_hyper or "").split(",") if h),
     )  # fmt: skip
+    extinction = make_extinction_table(band_passes)
+    initial_gaussians = None
+    if other_bands:
+        from popz.emulate.bands import DEFAULT_ERROR_MAG, band_photometry
+        from popz.infer.sample_proposals import seed_proposals_by_mcmc
+
+        phot = band_photometry(load(emulator, kind="spectrum", config=config), band_passes, DEFAULT_ERROR_MAG)
+        console.print(f"other bands: an MCMC fit of {len(rubin)} galaxies ({mcmc_steps} steps) seeds the proposals")
+        flow, initial_gaussians = seed_proposals_by_mcmc(
+            data.observations, emulator=phot, prior=prior, extinction=extinction, n_tracts=len(tract_ids),
+            error_floor=error_floor, n_steps=mcmc_steps, seed=seed,
+            progress=lambda done, n: console.print(f"  MCMC: {done}/{n} galaxies"),
+        )  # fmt: skip
+        settings = settings._replace(gaussian_share=0.875)
+    else:
+        flow, phot = load_posterior(posterior, config=config), load(emulator, kind="photometry", config=config)
     result = calibrate(
-        data.observations, n_tracts=len(tract_ids), flow=load_posterior(posterior, config=config),
-        emulator=load(emulator, kind="photometry", config=config), prior=prior,
-        extinction=make_extinction_table(load_bands(config.bands)), settings=settings, selection_band=band,
-        selection_flux_nJy=flux_limit, progress=lambda message: console.print(message),
+        data.observations, n_tracts=len(tract_ids), flow=flow, emulator=phot, prior=prior, extinction=extinction,
+        settings=settings, selection_band=band, selection_flux_nJy=flux_limit, initial_gaussians=initial_gaussians,
+        progress=lambda message: console.print(message),
     )  # fmt: skip
     from popz import __version__
 
     meta = {
         "model": config.name, "model_hash": config.hash, "bands": list(labels), "selection": selection,
+        "filters": [b.provenance for b in band_passes] if other_bands else None,
         "settings": settings._asdict(), "catalog": str(catalog), "n_catalog": int(len(table)),
         "command": _command_line(), "popz_version": __version__, "jax_version": jax.__version__,
     }  # fmt: skip

@@ -125,19 +125,11 @@ class PosteriorFlow(eqx.Module):
     # --- coordinates -------------------------------------------------------------------
     def to_u(self, theta):
         """Standardised logits (..., D) of theta (..., D), and ln |d u / d theta| summed over D."""
-        span = self.upper - self.lower
-        p = jnp.clip((theta - self.lower) / span, _EPS, 1.0 - _EPS)
-        u = (jnp.log(p) - jnp.log1p(-p) - self.u_loc) / self.u_scale
-        log_jac = jnp.sum(-jnp.log(p) - jnp.log1p(-p) - jnp.log(span) - jnp.log(self.u_scale), axis=-1)
-        return u, log_jac
+        return to_standardised_logits(theta, self.lower, self.upper, self.u_loc, self.u_scale)
 
     def to_theta(self, u):
         """theta (..., D) from standardised logits, and ln |d theta / d u| summed over D."""
-        x = u * self.u_scale + self.u_loc
-        p = jax.nn.sigmoid(x)
-        theta = self.lower + (self.upper - self.lower) * p
-        log_jac = jnp.sum(jnp.log(self.upper - self.lower) + jax.nn.log_sigmoid(x) + jax.nn.log_sigmoid(-x) + jnp.log(self.u_scale), axis=-1)
-        return theta, log_jac
+        return from_standardised_logits(u, self.lower, self.upper, self.u_loc, self.u_scale)
 
     # --- one galaxy ----------------------------------------------------------------------
     def standard_features(self, obs: Observation):
@@ -182,6 +174,24 @@ class PosteriorFlow(eqx.Module):
         b = self.cut_band
         f, e = obs.flux_nJy[b], obs.flux_err_nJy[b]
         return obs.observed[b] & (f > self.cut_flux_nJy) & (f > self.cut_snr * e) & (obs.ebv <= self.ebv_max)
+
+
+def to_standardised_logits(theta, lower, upper, u_loc, u_scale):
+    """u = (logit((theta - lower) / (upper - lower)) - u_loc) / u_scale, shape (..., D), and ln |d u / d theta|
+    summed over D. theta (..., D); the rest (D,). theta is clipped 1e-6 inside the bounds."""
+    span = upper - lower
+    p = jnp.clip((theta - lower) / span, _EPS, 1.0 - _EPS)
+    u = (jnp.log(p) - jnp.log1p(-p) - u_loc) / u_scale
+    log_jac = jnp.sum(-jnp.log(p) - jnp.log1p(-p) - jnp.log(span) - jnp.log(u_scale), axis=-1)
+    return u, log_jac
+
+
+def from_standardised_logits(u, lower, upper, u_loc, u_scale):
+    """The inverse of :func:`to_standardised_logits`: theta (..., D), and ln |d theta / d u| summed over D."""
+    x = u * u_scale + u_loc
+    theta = lower + (upper - lower) * jax.nn.sigmoid(x)
+    log_jac = jnp.sum(jnp.log(upper - lower) + jax.nn.log_sigmoid(x) + jax.nn.log_sigmoid(-x) + jnp.log(u_scale), axis=-1)
+    return theta, log_jac
 
 
 def coupling_forward(bijection, z, cond):

@@ -66,6 +66,7 @@ class CalibrationSettings(NamedTuple):
     zero_points, floors : bool   calibrate them (else fixed at 1 and at ``fixed_floor``)
     fixed_floor : float
     batch_size : int             galaxies per proposal batch
+    gaussian_share : float       share of proposals from the per-galaxy Gaussians, once there are any (the rest from q)
     seed : int
     """
 
@@ -83,6 +84,7 @@ class CalibrationSettings(NamedTuple):
     floors: bool = True
     fixed_floor: float = 0.02
     batch_size: int = 2048
+    gaussian_share: float = 0.5
     seed: int = 0
 
 
@@ -223,7 +225,8 @@ def draw_proposals(
     gaussians: GaussianProposal | None = None,
 ) -> ProposalBank:
     """K proposals per galaxy, in batches, from q conditioned on the zero-point-corrected fluxes (broadened by
-    ``proposal_scale``); with ``gaussians``, from the defensive mixture 1/2 q + 1/2 Gaussian (q unbroadened)."""
+    ``proposal_scale``); with ``gaussians``, from the defensive mixture (1 - a) q + a Gaussian (q unbroadened),
+    a = ``settings.gaussian_share``."""
     n = observations.flux_nJy.shape[0]
     k, scale = settings.n_proposals, settings.proposal_scale
     if gaussians is None:
@@ -232,6 +235,10 @@ def draw_proposals(
         mixture = False
     else:
         mixture = True
+    n_gauss = int(round(k * settings.gaussian_share))
+    if mixture and not 0 < n_gauss < k:
+        raise PopzError(f"gaussian_share {settings.gaussian_share} leaves no proposal to q or none to the Gaussians of {k}")
+    share = n_gauss / k
 
     @eqx.filter_jit
     def batch(keys, obs, flow, emulator, zero_point, hyper, mean, chol):
@@ -239,16 +246,15 @@ def draw_proposals(
             obs_c = corrected_for_zero_points(obs, zero_point)
             k_flow, k_gauss = jax.random.split(key)
             if mixture:
-                half = k // 2
-                theta_q, _ = flow.sample_and_log_prob(k_flow, obs_c, k - half, 1.0)
-                u_g = mean + jax.random.normal(k_gauss, (half, mean.shape[0])) @ chol.T
+                theta_q, _ = flow.sample_and_log_prob(k_flow, obs_c, k - n_gauss, 1.0)
+                u_g = mean + jax.random.normal(k_gauss, (n_gauss, mean.shape[0])) @ chol.T
                 theta_g, _ = flow.to_theta(u_g)
                 theta = jnp.concatenate([theta_q, theta_g])
                 log_flow = flow.log_prob(theta, obs_c)
                 u, log_jac = flow.to_u(theta)
                 z = jax.scipy.linalg.solve_triangular(chol, (u - mean).T, lower=True).T
                 log_gauss_u = -0.5 * jnp.sum(z**2, axis=-1) - jnp.sum(jnp.log(jnp.diag(chol))) - 0.5 * mean.shape[0] * np.log(2 * np.pi)
-                log_q = jnp.logaddexp(log_flow, log_gauss_u + log_jac) - np.log(2.0)
+                log_q = jnp.logaddexp(np.log1p(-share) + log_flow, np.log(share) + log_gauss_u + log_jac)
             else:
                 theta, log_q = flow.sample_and_log_prob(k_flow, obs_c, k, scale)
             mass = emulator.inputs.mass_index
@@ -615,6 +621,7 @@ def calibrate(
     settings: CalibrationSettings = CalibrationSettings(),
     selection_band: int | None = None,
     selection_flux_nJy: float | None = None,
+    initial_gaussians: GaussianProposal | None = None,
     progress=None,
 ) -> CalibrationResult:
     """Hyperparameters from a catalog's photometry alone (see the module docstring).
@@ -622,6 +629,8 @@ def calibrate(
     ``observations``: tract_index in 0..n_tracts-1 (row n_tracts: unknown tract, zero-points fixed at 1).
     ``selection_band`` / ``selection_flux_nJy``: the catalog's cut, used for the selection term when
     population hyperparameters are free. ``progress(message)`` is told what each stage does.
+    ``initial_gaussians``: per-galaxy Gaussians (in ``flow``'s u) that join the first round's proposals already
+    (e.g. fitted to MCMC samples: :mod:`popz.infer.sample_proposals`, where no posterior flow knows the bands).
     """
     say = progress or (lambda message: None)
     hyper0 = prior.hyper()
@@ -640,7 +649,7 @@ def calibrate(
     key = jax.random.key(settings.seed)
     eta = _initial_eta(space, prior, hyper0, settings)
     history = []
-    gaussians = None
+    gaussians = initial_gaussians
     for r in range(settings.rounds):
         say(f"round {r + 1}/{settings.rounds}: {settings.n_proposals} proposals per galaxy")
         zero_point = _data_model(space, jnp.asarray(eta, jnp.float32), settings).zero_point
