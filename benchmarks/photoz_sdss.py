@@ -82,7 +82,8 @@ def main() -> None:
         f"| {m['sigma_nmad']:.4f} | {m['outliers']:.3f} | {m['bias']:+.4f} | {m['coverage68']:.3f} | {m['pit_ks']:.3f} | "
         f"{len(z) / seconds:.2f} | {np.mean(summary['flags'] > 0):.2f} |",
     ]
-    tag = f", hyper {Path(args.hyper).name}" if args.hyper else ""
+    hyper = Path(args.hyper) if args.hyper else None
+    tag = f", hyper {hyper.parent.name + '/' if hyper.name == 'hyper' else ''}{hyper.name}" if hyper else ""
     write_section(f"Photo-z on SDSS MGS, popz MCMC via the spectrum emulator (photoz_sdss.py, n={len(z)}{tag})", "\n".join(body))
 
 

@@ -521,6 +521,9 @@ def calibrate_command(
     free_hyper: Optional[str] = typer.Option(None, help="comma-separated population hyperparameters to calibrate too"),
     selection: Optional[str] = typer.Option(None, help="the catalog's cut, e.g. 'i<25.3' (default: a popz mock's own)"),
     no_zero_points: bool = typer.Option(False, "--no-zero-points", help="keep zero-points at 1"),
+    reference_band: Optional[str] = typer.Option(
+        None, help="hold this band's zero-points at 1: the others become colours relative to it (no grey term, which is degenerate with mass)"
+    ),
     no_floors: bool = typer.Option(False, "--no-floors", help="keep the error floors at --error-floor"),
     error_floor: float = typer.Option(0.02, help="the floor used where floors are not calibrated, and the starting value"),
     model: str = typer.Option("lsst-default", help="shipped model name or YAML path"),
@@ -541,6 +544,9 @@ def calibrate_command(
     In the model's bands the proposals come from the posterior flow. In other bands (--bands with --filters, through
     the spectrum emulator) an MCMC fit of the galaxies seeds them (popz.infer.sample_proposals).
     """
+    import hashlib
+    import json
+
     import jax
 
     from popz.config import load_model
@@ -584,26 +590,43 @@ def calibrate_command(
         if name not in labels:
             raise PopzError(f"--selection band {name!r} is not one of the model's bands {list(labels)}")
         band, flux_limit = labels.index(name), 10 ** (-0.4 * (mag - AB_MAG_OF_ONE_NJY))
+    if reference_band is not None and reference_band not in labels:
+        raise PopzError(f"--reference-band {reference_band!r} is not one of the catalog's bands {list(labels)}")
     prior = make_population_prior(config)
     settings = CalibrationSettings(
         n_proposals=proposals, rounds=iterations, n_steps=steps, n_burn=steps // 5, zero_points=not no_zero_points,
         floors=not no_floors, fixed_floor=error_floor, seed=seed,
+        reference_band=None if reference_band is None else list(labels).index(reference_band),
         free_hyper=tuple(h for h in (free_hyper or "").split(",") if h),
     )  # fmt: skip
     extinction = make_extinction_table(band_passes)
     initial_gaussians = None
     if other_bands:
         from popz.emulate.bands import DEFAULT_ERROR_MAG, band_photometry
-        from popz.infer.sample_proposals import seed_proposals_by_mcmc
+        from popz.infer.sample_proposals import load_seed, save_seed, seed_proposals_by_mcmc
 
         phot = band_photometry(load(emulator, kind="spectrum", config=config), band_passes, DEFAULT_ERROR_MAG)
-        console.print(f"other bands: an MCMC fit of {len(rubin)} galaxies ({mcmc_steps} steps) seeds the proposals")
-        flow, initial_gaussians = seed_proposals_by_mcmc(
-            data.observations, emulator=phot, prior=prior, extinction=extinction, n_tracts=len(tract_ids),
-            error_floor=error_floor, n_steps=mcmc_steps, seed=seed,
-            progress=lambda done, n: console.print(f"  MCMC: {done}/{n} galaxies"),
-        )  # fmt: skip
-        settings = settings._replace(gaussian_share=0.875)
+        # the MCMC seed is kept in the output folder: a rerun with the same data and seed settings reuses it
+        seed_file = out / "mcmc_seed.npz"
+        fingerprint = hashlib.sha256(
+            np.ascontiguousarray(data.observations.flux_nJy).tobytes() + np.ascontiguousarray(data.observations.flux_err_nJy).tobytes()
+            + json.dumps([mcmc_steps, seed, error_floor, config.hash, str(emulator), [b.provenance for b in band_passes]]).encode()
+        ).hexdigest()  # fmt: skip
+        seeded = load_seed(seed_file, fingerprint)
+        if seeded is None:
+            console.print(f"other bands: an MCMC fit of {len(rubin)} galaxies ({mcmc_steps} steps) seeds the proposals")
+            seeded = seed_proposals_by_mcmc(
+                data.observations, emulator=phot, prior=prior, extinction=extinction, n_tracts=len(tract_ids),
+                error_floor=error_floor, n_steps=mcmc_steps, seed=seed,
+                progress=lambda done, n: console.print(f"  MCMC: {done}/{n} galaxies"),
+            )  # fmt: skip
+            save_seed(seed_file, *seeded, fingerprint)
+        else:
+            console.print(f"other bands: reusing the MCMC seed of the proposals in {seed_file}")
+        flow, initial_gaussians = seeded
+        # covariances fitted to thousands of MCMC samples are steadier than a refit to one round's weighted proposals;
+        # the means follow the calibration from round to round (else the proposals pin it to the seed's zero-points)
+        settings = settings._replace(gaussian_share=0.875, keep_covariance=True)
     else:
         flow, phot = load_posterior(posterior, config=config), load(emulator, kind="photometry", config=config)
     result = calibrate(

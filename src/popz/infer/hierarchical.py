@@ -60,6 +60,8 @@ class CalibrationSettings(NamedTuple):
     n_steps : int                steps per chain (the first n_burn discarded)
     n_burn : int
     zero_point_prior_mag : float prior standard deviation of each zero-point offset, mag
+    reference_band : int or None a band whose offsets are held at 0 (prior sd REFERENCE_PRIOR_MAG) in every tract: the
+                                 zero-points become colours relative to it, with no grey term (degenerate with mass)
     floor_max : float            error floors uniform on [0, floor_max]
     min_floor : float            floors below this are treated as this (keeps ln floor finite)
     free_hyper : tuple of str    population hyperparameters to calibrate (the rest stay at the config's values)
@@ -67,6 +69,8 @@ class CalibrationSettings(NamedTuple):
     fixed_floor : float
     batch_size : int             galaxies per proposal batch
     gaussian_share : float       share of proposals from the per-galaxy Gaussians, once there are any (the rest from q)
+    keep_covariance : bool       later rounds refit only the Gaussians' means to the weighted proposals, keeping the
+                                 initial covariances (fitted to many MCMC samples: steadier than a refit to K proposals)
     seed : int
     """
 
@@ -77,6 +81,7 @@ class CalibrationSettings(NamedTuple):
     n_steps: int = 1000
     n_burn: int = 200
     zero_point_prior_mag: float = 0.05
+    reference_band: int | None = None
     floor_max: float = 0.3
     min_floor: float = 1e-4
     free_hyper: tuple = ()
@@ -85,6 +90,7 @@ class CalibrationSettings(NamedTuple):
     fixed_floor: float = 0.02
     batch_size: int = 2048
     gaussian_share: float = 0.5
+    keep_covariance: bool = False
     seed: int = 0
 
 
@@ -113,6 +119,7 @@ class ProposalBank(NamedTuple):
 
 
 REFERENCE_LOG_MASS = 10.0
+REFERENCE_PRIOR_MAG = 1e-3  # prior sd of a reference band's zero-point offsets: held, without changing eta's layout
 
 
 def _best_log_mass(unit_flux, obs: Observation, zero_point, extinction, lower: float, upper: float):
@@ -438,7 +445,10 @@ def _log_posterior_fn(space: HyperSpace, bank: ProposalBank, observations: Obser
         zp_mag, ln_floor, free = space.split(eta)
         total = jnp.asarray(0.0)
         if zp_mag is not None:
-            total += -0.5 * jnp.sum((zp_mag / settings.zero_point_prior_mag) ** 2)
+            sd = np.full(space.n_bands, settings.zero_point_prior_mag)
+            if settings.reference_band is not None:
+                sd[settings.reference_band] = REFERENCE_PRIOR_MAG
+            total += -0.5 * jnp.sum((zp_mag / sd) ** 2)
         if ln_floor is not None:
             # floor uniform on [0, floor_max], in ln floor: density proportional to floor
             inside = jnp.all((ln_floor <= np.log(settings.floor_max)) & (ln_floor >= np.log(settings.min_floor)))
@@ -672,7 +682,8 @@ def calibrate(
         eta, best = _maximise(objective, eta)
         n_used = int(_sanitised(bank)[2].sum())
         # the next round's proposals: q beside a Gaussian fitted to this round's weighted proposals
-        gaussians = fit_gaussians(objective.thetas(eta), objective.log_weights(eta), flow)
+        refit = fit_gaussians(objective.thetas(eta), objective.log_weights(eta), flow)
+        gaussians = refit if gaussians is None or not settings.keep_covariance else refit._replace(chol=gaussians.chol)
         history.append({"round": r + 1, "log_posterior": best, "map": eta.tolist(), "n_used": n_used})
     say("Laplace approximation")
     cov = _laplace_covariance(objective, eta)

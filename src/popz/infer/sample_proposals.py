@@ -28,7 +28,7 @@ import numpy as np
 from popz.errors import PopzError
 from popz.infer.amortized import from_standardised_logits, to_standardised_logits
 
-__all__ = ["PopulationProposal", "population_proposal", "gaussians_from_samples", "seed_proposals_by_mcmc"]
+__all__ = ["PopulationProposal", "population_proposal", "gaussians_from_samples", "seed_proposals_by_mcmc", "save_seed", "load_seed"]
 
 _EPS = 1e-6  # as popz.infer.amortized's
 
@@ -120,3 +120,30 @@ def seed_proposals_by_mcmc(
     samples = np.concatenate(parts)
     proposal = population_proposal(samples, prior.lower, prior.upper)
     return proposal, gaussians_from_samples(samples, proposal)
+
+
+def save_seed(path, proposal: PopulationProposal, gaussians, fingerprint: str) -> None:
+    """Write what :func:`seed_proposals_by_mcmc` returned to ``path`` (npz, atomically), with the ``fingerprint``
+    of the data and settings it was made from (a few hundred floats per galaxy)."""
+    from popz.io.atomic import atomic_path
+
+    arrays = {name: np.asarray(getattr(proposal, name)) for name in ("lower", "upper", "u_loc", "u_scale")}
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as handle:
+            np.savez(handle, mean=np.asarray(gaussians.mean), chol=np.asarray(gaussians.chol), fingerprint=np.array(fingerprint), **arrays)
+
+
+def load_seed(path, fingerprint: str):
+    """(:class:`PopulationProposal`, Gaussians) saved by :func:`save_seed` at ``path`` for the same ``fingerprint``;
+    None where there is no such file or it was made from other data or settings."""
+    from pathlib import Path
+
+    from popz.infer.hierarchical import GaussianProposal
+
+    if not Path(path).exists():
+        return None
+    with np.load(path) as saved:
+        if str(saved["fingerprint"]) != fingerprint:
+            return None
+        proposal = PopulationProposal(*(jnp.asarray(saved[name]) for name in ("lower", "upper", "u_loc", "u_scale")))
+        return proposal, GaussianProposal(jnp.asarray(saved["mean"]), jnp.asarray(saved["chol"]))
