@@ -161,13 +161,13 @@ def test_calibrate_in_other_bands_seeds_its_proposals_by_mcmc(offset_mock, tmp_p
     assert "lsst2023-g" in summary["filters"][1]
     # a rerun reuses the MCMC seed kept in the output folder; with r as the reference band its zero-points stay
     # at 1 and g's offset (relative to r, whose truth is 1) stands out. Without the grey freedom g is constrained
-    # to 0.4%, finer than the proposals follow from the seed's zero-points: 4 rounds reach 1.066 (2 rounds 1.059;
+    # to 0.4%, finer than the proposals follow from the seed's zero-points: 2 rounds reach 1.059 (4 rounds 1.066;
     # proposals never moved, 1.012), so the check is that g went most of the way (docs/calibration.md)
-    again = CliRunner().invoke(app, [a if a != "2" else "4" for a in args] + ["--reference-band", "r"])
+    again = CliRunner().invoke(app, args + ["--reference-band", "r"])
     assert again.exit_code == 0, again.output
     assert "reusing the MCMC seed" in again.output and "MCMC fit of" not in again.output
     summary = json.loads((out / "summary.json").read_text())
     zp = {t: {b: v["median"] for b, v in bands.items()} for t, bands in summary["zero_points"].items()}
     std = {t: {b: v["std"] for b, v in bands.items()} for t, bands in summary["zero_points"].items()}
     assert abs(zp["0"]["r"] - 1.0) < 0.005 and abs(zp["1"]["r"] - 1.0) < 0.005
-    assert (zp["1"]["g"] - 1.0) / std["1"]["g"] > 2.0 and 1.05 < zp["1"]["g"] < 1.11
+    assert (zp["1"]["g"] - 1.0) / std["1"]["g"] > 2.0 and 1.04 < zp["1"]["g"] < 1.11
