@@ -30,8 +30,6 @@ from popz.infer.amortized import from_standardised_logits, to_standardised_logit
 
 __all__ = ["PopulationProposal", "population_proposal", "gaussians_from_samples", "seed_proposals_by_mcmc", "save_seed", "load_seed"]
 
-_EPS = 1e-6  # as popz.infer.amortized's
-
 
 class PopulationProposal(eqx.Module):
     """A data-independent Gaussian in standardised logits, with the interface of a posterior flow
@@ -76,8 +74,7 @@ def population_proposal(samples, lower, upper, inflate: float = 2.0) -> Populati
     pooled = pooled[np.all(np.isfinite(pooled), axis=1)]
     if pooled.shape[0] < 2:
         raise PopzError("no finite posterior samples to build calibration proposals from")
-    p = np.clip((pooled - lower) / (upper - lower), _EPS, 1 - _EPS)
-    logit = np.log(p) - np.log1p(-p)
+    logit = np.asarray(to_standardised_logits(pooled, lower, upper, 0.0, 1.0)[0], np.float64)
     scale = inflate * np.maximum(logit.std(axis=0), 1e-3)
     f32 = lambda a: jnp.asarray(a, jnp.float32)  # noqa: E731
     return PopulationProposal(f32(lower), f32(upper), f32(logit.mean(axis=0)), f32(scale))
