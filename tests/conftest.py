@@ -52,3 +52,19 @@ def sdss_filter_dir():
     if not path.is_dir():
         pytest.skip(f"shared data not found at {path}")
     return path
+
+
+@pytest.fixture(scope="module")
+def offset_mock(tmp_path_factory, config):
+    """300 mock galaxies in 2 tracts; tract 1's g band 10% too bright, every other zero-point 1."""
+    from popz.data_model.mock import MockSettings, make_mock, write_mock
+
+    mock = make_mock(config, MockSettings(n=300, seed=5, n_tracts=2, chunk_size=20000))
+    table = mock.table.copy()
+    in_tract = table["tract"] == 1
+    for column in ("g_cModelFlux", "g_cModelFluxErr"):
+        table.loc[in_tract, column] *= 1.10
+    mock.metadata["zero_points"]["1"]["g"] = 1.10
+    path = tmp_path_factory.mktemp("calib") / "mock.parquet"
+    write_mock(mock._replace(table=table), path)
+    return path

@@ -245,45 +245,51 @@ def draw_proposals(
     n_gauss = int(round(k * settings.gaussian_share))
     if mixture and not 0 < n_gauss < k:
         raise PopzError(f"gaussian_share {settings.gaussian_share} leaves no proposal to q or none to the Gaussians of {k}")
-    share = n_gauss / k
-
-    @eqx.filter_jit
-    def batch(keys, obs, flow, emulator, zero_point, hyper, mean, chol):
-        def one(key, obs, mean, chol):
-            obs_c = corrected_for_zero_points(obs, zero_point)
-            k_flow, k_gauss = jax.random.split(key)
-            if mixture:
-                theta_q, _ = flow.sample_and_log_prob(k_flow, obs_c, k - n_gauss, 1.0)
-                u_g = mean + jax.random.normal(k_gauss, (n_gauss, mean.shape[0])) @ chol.T
-                theta_g, _ = flow.to_theta(u_g)
-                theta = jnp.concatenate([theta_q, theta_g])
-                log_flow = flow.log_prob(theta, obs_c)
-                u, log_jac = flow.to_u(theta)
-                z = jax.scipy.linalg.solve_triangular(chol, (u - mean).T, lower=True).T
-                log_gauss_u = -0.5 * jnp.sum(z**2, axis=-1) - jnp.sum(jnp.log(jnp.diag(chol))) - 0.5 * mean.shape[0] * np.log(2 * np.pi)
-                log_q = jnp.logaddexp(np.log1p(-share) + log_flow, np.log(share) + log_gauss_u + log_jac)
-            else:
-                theta, log_q = flow.sample_and_log_prob(k_flow, obs_c, k, scale)
-            mass = emulator.inputs.mass_index
-            unit = jax.vmap(emulator.flux_nJy)(theta.at[:, mass].set(REFERENCE_LOG_MASS))
-            err = jax.vmap(emulator.error_mag)(theta)
-            lp = jax.vmap(lambda t: prior.log_prob(t, hyper))(theta)
-            best = _best_log_mass(unit, obs, zero_point, extinction, prior.lower[mass], prior.upper[mass])
-            # a proposal outside the prior's support gets no weight: marked by a non-finite density. So does one on a
-            # bound: the flow's logit saturated in float32 (a broadened draw far in a tail), its density is meaningless
-            # (ln q of 200 and more) and its fluxes, at a corner of the emulator's domain, can overflow once scaled
-            interior = jnp.all((theta > prior.lower) & (theta < prior.upper), axis=-1)
-            return theta, unit, err, jnp.where(jnp.isfinite(lp) & interior, log_q, -jnp.inf), theta[:, mass] - best
-
-        return jax.vmap(one)(keys, obs, mean, chol)
-
     keys = jax.random.split(key, n)
     parts = []
     for start in range(0, n, settings.batch_size):
         sl = slice(start, start + settings.batch_size)
         obs = jax.tree.map(lambda a: a[sl], observations)
-        parts.append(batch(keys[sl], obs, flow, emulator, zero_point, hyper, gaussians.mean[sl], gaussians.chol[sl]))
+        parts.append(_proposal_batch(
+            keys[sl], obs, flow, emulator, zero_point, hyper, gaussians.mean[sl], gaussians.chol[sl], extinction,
+            prior=prior, k=k, n_gauss=n_gauss, mixture=mixture, scale=scale,
+        ))  # fmt: skip
     return ProposalBank(*(jnp.concatenate([p[i] for p in parts]) for i in range(5)))
+
+
+@eqx.filter_jit
+def _proposal_batch(keys, obs, flow, emulator, zero_point, hyper, mean, chol, extinction, *, prior, k: int, n_gauss: int, mixture: bool, scale: float):
+    """One batch of :func:`draw_proposals` (module level, so that its compiled program is reused from round to round:
+    the prior and the counts are static, every array an argument)."""
+    share = n_gauss / k
+
+    def one(key, obs, mean, chol):
+        obs_c = corrected_for_zero_points(obs, zero_point)
+        k_flow, k_gauss = jax.random.split(key)
+        if mixture:
+            theta_q, _ = flow.sample_and_log_prob(k_flow, obs_c, k - n_gauss, 1.0)
+            u_g = mean + jax.random.normal(k_gauss, (n_gauss, mean.shape[0])) @ chol.T
+            theta_g, _ = flow.to_theta(u_g)
+            theta = jnp.concatenate([theta_q, theta_g])
+            log_flow = flow.log_prob(theta, obs_c)
+            u, log_jac = flow.to_u(theta)
+            z = jax.scipy.linalg.solve_triangular(chol, (u - mean).T, lower=True).T
+            log_gauss_u = -0.5 * jnp.sum(z**2, axis=-1) - jnp.sum(jnp.log(jnp.diag(chol))) - 0.5 * mean.shape[0] * np.log(2 * np.pi)
+            log_q = jnp.logaddexp(np.log1p(-share) + log_flow, np.log(share) + log_gauss_u + log_jac)
+        else:
+            theta, log_q = flow.sample_and_log_prob(k_flow, obs_c, k, scale)
+        mass = emulator.inputs.mass_index
+        unit = jax.vmap(emulator.flux_nJy)(theta.at[:, mass].set(REFERENCE_LOG_MASS))
+        err = jax.vmap(emulator.error_mag)(theta)
+        lp = jax.vmap(lambda t: prior.log_prob(t, hyper))(theta)
+        best = _best_log_mass(unit, obs, zero_point, extinction, prior.lower[mass], prior.upper[mass])
+        # a proposal outside the prior's support gets no weight: marked by a non-finite density. So does one on a
+        # bound: the flow's logit saturated in float32 (a broadened draw far in a tail), its density is meaningless
+        # (ln q of 200 and more) and its fluxes, at a corner of the emulator's domain, can overflow once scaled
+        interior = jnp.all((theta > prior.lower) & (theta < prior.upper), axis=-1)
+        return theta, unit, err, jnp.where(jnp.isfinite(lp) & interior, log_q, -jnp.inf), theta[:, mass] - best
+
+    return jax.vmap(one)(keys, obs, mean, chol)
 
 
 def _sanitised(bank: ProposalBank) -> tuple[ProposalBank, jax.Array, jax.Array]:
@@ -363,8 +369,7 @@ def make_selection(
     f, e = np.asarray(observations.flux_nJy)[:, band], np.asarray(observations.flux_err_nJy)[:, band]
     near = (f > flux_limit_nJy) & (f < 1.5 * flux_limit_nJy)
     sigma = float(np.median(e[near])) if near.sum() > 10 else flux_limit_nJy / 5.0
-    tract = np.asarray(observations.tract_index)[np.asarray(used)]
-    counts = jnp.asarray(np.bincount(tract, minlength=n_tracts + 1).astype(np.float32))
+    counts = _galaxies_per_tract(observations, used, n_tracts)
     if free_hyper:
         log_prior0 = jax.vmap(lambda t: prior.log_prob(t, hyper0))(theta)
         weight = jnp.full((n_pool,), -np.log(n_pool), jnp.float32)
@@ -384,6 +389,12 @@ def make_selection(
     )  # fmt: skip
 
 
+def _galaxies_per_tract(observations: Observation, used, n_tracts: int) -> jax.Array:
+    """(T + 1,) how many of the galaxies ``used`` (N,) lie in each tract (the last: unknown tract)."""
+    tract = np.asarray(observations.tract_index)[np.asarray(used)]
+    return jnp.asarray(np.bincount(tract, minlength=n_tracts + 1).astype(np.float32))
+
+
 def _log_selected_fraction(pool_flux_nJy, flux_limit_nJy, sigma_nJy, zero_point_band, log_weight):
     """ln S per tract (T + 1,): the fraction of the population passing the cut with that tract's zero-point in the cut band.
 
@@ -400,17 +411,14 @@ def _log_selected_fraction(pool_flux_nJy, flux_limit_nJy, sigma_nJy, zero_point_
 class _Objective:
     """ln p(eta | data) up to a constant, with its gradient, Hessian-vector products and the per-proposal weights.
 
-    The large arrays (proposals, catalog, selection pool) are arguments of the jitted functions, not constants.
+    The large arrays (proposals, catalog, selection pool) are arguments of the jitted functions, not constants, and
+    the jitted functions are shared by every round of a calibration (:func:`_objective_programs`): a round costs
+    no compilation.
     """
 
-    def __init__(self, core, log_weights, thetas, args):
+    def __init__(self, programs, args):
         self.args = args
-        self._thetas = jax.jit(thetas)
-        self._value_and_grad = jax.jit(jax.value_and_grad(lambda e, a: core(e, a)[0]))
-        self._batch = jax.jit(jax.vmap(lambda e, a: core(e, a)[0], in_axes=(0, None)))
-        grad = jax.grad(lambda e, a: core(e, a)[0])
-        self._hvp = jax.jit(lambda e, v, a: jax.jvp(lambda x: grad(x, a), (e,), (v,))[1])
-        self._log_weights = jax.jit(log_weights)
+        self._value_and_grad, self._batch, self._hvp, self._thetas, self._log_weights = programs
 
     def value_and_grad(self, eta):
         return self._value_and_grad(jnp.asarray(eta, jnp.float32), self.args)
@@ -431,15 +439,23 @@ class _Objective:
         return self._log_weights(jnp.asarray(eta, jnp.float32), self.args)
 
 
-def _log_posterior_fn(space: HyperSpace, bank: ProposalBank, observations: Observation, *, prior, hyper0, extinction, settings, selection: _Selection | None) -> _Objective:
-    """The objective of the calibration (see :class:`_Objective`)."""
-    bank, valid, used = _sanitised(bank)
-    # observations' non-finite entries in unobserved bands are masked by the likelihood
-    log_k = float(np.log(bank.log_q.shape[1]))
-    static_selection = None if selection is None else (selection.band, selection.flux_limit_nJy, selection.sigma_nJy)
-    sel_arrays = None if selection is None else (
-        selection.pool_theta, selection.pool_log_prior0, selection.pool_flux_nJy, selection.pool_log_weight, selection.n_per_tract
-    )  # fmt: skip
+_PROGRAMS: dict = {}
+_MAX_PROGRAMS = 8
+
+
+def _objective_programs(space: HyperSpace, *, prior, hyper0, settings: CalibrationSettings, static_selection):
+    """The jitted (value and gradient, batched values, Hessian-vector product, proposals at eta, log weights) of the
+    calibration objective, for one hyperparameter space, prior and settings: cached, so that later rounds (and
+    later calls with the same set-up) reuse the compiled programs. Everything that changes from round to round
+    (proposals, catalog, extinction, selection pool) is in ``args``:
+    (bank, valid, used, observations, selection arrays, extinction, a safe theta (D,))."""
+    hyper0 = np.asarray(hyper0, np.float32)
+    cache_key = (space, settings, prior, hyper0.tobytes(), static_selection)
+    if cache_key in _PROGRAMS:
+        return _PROGRAMS[cache_key]
+    if len(_PROGRAMS) >= _MAX_PROGRAMS:
+        _PROGRAMS.pop(next(iter(_PROGRAMS)))
+    hyper0 = jnp.asarray(hyper0)
 
     def log_prior_eta(eta):
         zp_mag, ln_floor, free = space.split(eta)
@@ -458,14 +474,12 @@ def _log_posterior_fn(space: HyperSpace, bank: ProposalBank, observations: Obser
         return total
 
     mass = prior.config.parameter_names.index("log_stellar_mass")
-    i, k = np.argwhere(np.asarray(valid & used[:, None]))[0]
-    safe_theta = bank.theta[i, k]  # a proposal inside the prior's support (at the drawing zero-points)
     lower, upper = float(prior.lower[mass]), float(prior.upper[mass])
 
     def proposals_at(eta, args):
         """theta (N, K, D) and model fluxes (N, K, B) of the proposals at eta (masses at their best fit plus offset),
         and whether the mass stays inside the bounds (N, K)."""
-        bank, _, _, observations, _ = args
+        bank, _, _, observations, _, extinction, _ = args
         zero_point = _data_model(space, eta, settings).zero_point
 
         def galaxy(obs, theta, unit, offset):
@@ -477,7 +491,7 @@ def _log_posterior_fn(space: HyperSpace, bank: ProposalBank, observations: Obser
         return jax.vmap(galaxy)(observations, bank.theta, bank.unit_flux_nJy, bank.mass_offset)
 
     def log_weights(eta, args):
-        bank, valid, _, observations, _ = args
+        bank, valid, _, observations, _, extinction, safe_theta = args
         data_model = _data_model(space, eta, settings)
         _, _, free = space.split(eta)
         hyper = _full_hyper(space, hyper0, free)
@@ -495,10 +509,10 @@ def _log_posterior_fn(space: HyperSpace, bank: ProposalBank, observations: Obser
         return jax.vmap(galaxy)(observations, valid & inside, theta, flux, bank.emulator_error_mag, bank.log_q)
 
     def core(eta, args):
-        _, _, used, _, sel = args
+        bank, _, used, _, sel, _, _ = args
         data_model = _data_model(space, eta, settings)
         _, _, free = space.split(eta)
-        per_galaxy = jax.nn.logsumexp(log_weights(eta, args), axis=1) - log_k
+        per_galaxy = jax.nn.logsumexp(log_weights(eta, args), axis=1) - np.log(bank.log_q.shape[1])
         total = jnp.sum(jnp.where(used, per_galaxy, 0.0))
         if sel is not None:
             # N_t galaxies selected in tract t: each of their likelihoods is divided by S_t(eta)
@@ -514,7 +528,31 @@ def _log_posterior_fn(space: HyperSpace, bank: ProposalBank, observations: Obser
             total = total - jnp.sum(n_per_tract * log_s)
         return total + log_prior_eta(eta), per_galaxy
 
-    return _Objective(core, log_weights, lambda eta, args: proposals_at(eta, args)[0], (bank, valid, used, observations, sel_arrays))
+    value = lambda e, a: core(e, a)[0]  # noqa: E731
+    grad = jax.grad(value)
+    programs = (
+        jax.jit(jax.value_and_grad(value)),
+        jax.jit(jax.vmap(value, in_axes=(0, None))),
+        jax.jit(lambda e, v, a: jax.jvp(lambda x: grad(x, a), (e,), (v,))[1]),
+        jax.jit(lambda eta, args: proposals_at(eta, args)[0]),
+        jax.jit(log_weights),
+    )
+    _PROGRAMS[cache_key] = programs
+    return programs
+
+
+def _log_posterior_fn(space: HyperSpace, bank: ProposalBank, observations: Observation, *, prior, hyper0, extinction, settings, selection: _Selection | None) -> _Objective:
+    """The objective of the calibration (see :class:`_Objective`)."""
+    bank, valid, used = _sanitised(bank)
+    # observations' non-finite entries in unobserved bands are masked by the likelihood
+    static_selection = None if selection is None else (selection.band, selection.flux_limit_nJy, selection.sigma_nJy)
+    sel_arrays = None if selection is None else (
+        selection.pool_theta, selection.pool_log_prior0, selection.pool_flux_nJy, selection.pool_log_weight, selection.n_per_tract
+    )  # fmt: skip
+    i, k = np.argwhere(np.asarray(valid & used[:, None]))[0]
+    safe_theta = bank.theta[i, k]  # a proposal inside the prior's support (at the drawing zero-points)
+    programs = _objective_programs(space, prior=prior, hyper0=hyper0, settings=settings, static_selection=static_selection)
+    return _Objective(programs, (bank, valid, used, observations, sel_arrays, extinction, safe_theta))
 
 
 def _full_hyper(space: HyperSpace, hyper0, free):
@@ -660,6 +698,7 @@ def calibrate(
     eta = _initial_eta(space, prior, hyper0, settings)
     history = []
     gaussians = initial_gaussians
+    selection = None
     for r in range(settings.rounds):
         say(f"round {r + 1}/{settings.rounds}: {settings.n_proposals} proposals per galaxy")
         zero_point = _data_model(space, jnp.asarray(eta, jnp.float32), settings).zero_point
@@ -667,20 +706,23 @@ def calibrate(
             jax.random.fold_in(key, r), observations, flow=flow, emulator=emulator, prior=prior,
             hyper=hyper0, zero_point=zero_point, extinction=extinction, settings=settings, gaussians=gaussians,
         )  # fmt: skip
-        selection = None
+        used = _sanitised(bank)[2]
         if selection_band is not None and selection_flux_nJy is not None:
-            selection = make_selection(
-                jax.random.fold_in(key, 7_000), prior=prior, hyper0=hyper0, emulator=emulator, extinction=extinction,
-                observations=observations, used=_sanitised(bank)[2], n_tracts=n_tracts, band=selection_band,
-                flux_limit_nJy=selection_flux_nJy, free_hyper=bool(space.free_hyper),
-            )  # fmt: skip
+            if selection is None:
+                selection = make_selection(
+                    jax.random.fold_in(key, 7_000), prior=prior, hyper0=hyper0, emulator=emulator, extinction=extinction,
+                    observations=observations, used=used, n_tracts=n_tracts, band=selection_band,
+                    flux_limit_nJy=selection_flux_nJy, free_hyper=bool(space.free_hyper),
+                )  # fmt: skip
+            else:  # the same population pool every round (millions of emulator calls); only the galaxies used change
+                selection = selection._replace(n_per_tract=_galaxies_per_tract(observations, used, n_tracts))
         objective = _log_posterior_fn(
             space, bank, observations, prior=prior, hyper0=hyper0, extinction=extinction, settings=settings,
             selection=selection,
         )  # fmt: skip
         say(f"round {r + 1}: maximum a posteriori over {space.size} hyperparameters")
         eta, best = _maximise(objective, eta)
-        n_used = int(_sanitised(bank)[2].sum())
+        n_used = int(used.sum())
         # the next round's proposals: q beside a Gaussian fitted to this round's weighted proposals
         refit = fit_gaussians(objective.thetas(eta), objective.log_weights(eta), flow)
         gaussians = refit if gaussians is None or not settings.keep_covariance else refit._replace(chol=gaussians.chol)

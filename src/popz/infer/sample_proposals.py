@@ -96,8 +96,9 @@ def seed_proposals_by_mcmc(
     """MCMC-fit every galaxy (zero-points 1, floor ``error_floor``, the prior's own hyperparameters) and return
     (:class:`PopulationProposal`, per-galaxy Gaussians) for :func:`popz.infer.hierarchical.calibrate`.
 
-    ``n_steps``: burn-in and kept steps, half each, 32 walkers. The fit is done in chunks of ``chunk_size``
-    galaxies; each galaxy's stream comes from the seed and its row (``batch_index`` by chunk).
+    ``n_steps``: burn-in and kept steps, half each, 32 walkers. The fit is done in chunks of equal size, at most
+    ``chunk_size`` galaxies (the last one padded by repeating its last galaxy), so that it is compiled once; each
+    galaxy's stream comes from the seed and its row (``batch_index`` by chunk).
     """
     from popz.data_model import default_data_model
     from popz.infer.fit import FitSettings, fit_batch
@@ -106,14 +107,16 @@ def seed_proposals_by_mcmc(
     data_model = default_data_model(n_tracts, n_bands, error_floor=error_floor)
     half = max(n_steps // 2, 10)
     settings = FitSettings(n_burn=half, n_steps=half - half % 10, seed=seed)
+    size = -(-n // -(-n // chunk_size))  # ceil(n / number of chunks)
     parts = []
-    for k, start in enumerate(range(0, n, chunk_size)):
-        obs = jax.tree.map(lambda a: a[start : start + chunk_size], observations)
+    for k, start in enumerate(range(0, n, size)):
+        rows = np.minimum(np.arange(start, start + size), n - 1)
+        obs = jax.tree.map(lambda a: a[rows], observations)
         fit = fit_batch(obs, emulator=emulator, prior=prior, hyper=prior.hyper(), data_model=data_model, extinction=extinction,
                         settings=settings, batch_index=k)  # fmt: skip
-        parts.append(np.asarray(fit.samples))
+        parts.append(np.asarray(fit.samples)[: min(size, n - start)])
         if progress is not None:
-            progress(min(start + chunk_size, n), n)
+            progress(min(start + size, n), n)
     samples = np.concatenate(parts)
     proposal = population_proposal(samples, prior.lower, prior.upper)
     return proposal, gaussians_from_samples(samples, proposal)
