@@ -322,3 +322,28 @@ def test_compact_quantiles_stay_strictly_increasing_in_float32_for_qp():
     cdf = np.ravel(ens.cdf(np.array([[1.6], [1.0], [0.15]])))
     assert np.all(np.isfinite(cdf)) and cdf[0] > 0.99 and abs(cdf[2] - 0.5) < 0.02
     assert np.all(np.isfinite(ens.ppf(np.full((3, 1), 0.5))))
+
+
+def test_npe_is_proposal_count_is_an_option(tmp_path):
+    """popz fit --is-proposals: the count reaches the importance sampling (the run's fingerprint records it and the
+    effective sample size cannot exceed it), and a count below 2 is a one-line error."""
+    import json
+
+    import pandas as pd
+    import pyarrow.parquet as pq
+    from typer.testing import CliRunner
+
+    from popz.cli import app
+    from popz.demo import sample_catalog_path
+    from popz.errors import PopzError
+
+    out = tmp_path / "is.parquet"
+    base = ["fit", str(sample_catalog_path()), "--out", str(out), "--method", "npe+is", "--limit", "8", "--quiet"]
+    result = CliRunner().invoke(app, base + ["--is-proposals", "64"])
+    assert result.exit_code == 0, result.output
+    meta = json.loads(pq.read_schema(out).metadata[b"popz"])
+    assert '"n_proposals": 64' in json.dumps(meta)
+    ess = pd.read_parquet(out)["ess"].to_numpy()
+    assert np.all(ess <= 64.0 + 1e-6) and np.all(ess > 0)
+    bad = CliRunner().invoke(app, base + ["--is-proposals", "1"])
+    assert isinstance(bad.exception, PopzError) and "--is-proposals must be at least 2" in str(bad.exception)

@@ -27,6 +27,7 @@ class FitJob(NamedTuple):
     fallback: str = "none"
     storage: str = "full"
     n_draws: int = 100
+    is_proposals: int = 1000
     model: str = "lsst-default"
     emulator: str = "lsst-default"
     bands: tuple[str, ...] | None = None
@@ -128,7 +129,9 @@ def prepare(job: FitJob) -> Prepared:
         trained_floor = read_manifest(posterior_folder(job.posterior))["training"]["settings"]["error_floor"]
         if trained_floor != error_floor and job.hyper_folder is None:
             notes.append(f"the posterior flow was trained with an error floor of {trained_floor}, not {error_floor}")
-        settings = NPESettings(n_draws=job.n_draws, importance=job.method == "npe+is", seed=job.seed)
+        if job.method == "npe+is" and job.is_proposals < 2:
+            raise PopzError(f"--is-proposals must be at least 2 (flow draws weighted per galaxy), got {job.is_proposals}")
+        settings = NPESettings(n_draws=job.n_draws, importance=job.method == "npe+is", n_proposals=job.is_proposals, seed=job.seed)
         emulator_id = f"{emulator_id}+{read_manifest(posterior_folder(job.posterior))['weights_sha256']}+fallback-{job.fallback}"
 
         def fitter(observations, object_id):
