@@ -12,7 +12,7 @@ def test_calibrate_in_other_bands_seeds_its_proposals_by_mcmc(offset_mock, tmp_p
     """The 300-galaxy mock with tract 1's g 10% bright, in the LSST curves given as --filters, r as the reference band.
 
     What holds on this mock: r stays at 1, and tract 1's g comes out brighter than tract 0's by most of the 10%.
-    What does not (docs/calibration.md, Limits): with 64 proposals per galaxy the importance-sampling noise is
+    What does not (docs/calibration.md, other bands): with 64 proposals per galaxy the importance-sampling noise is
     larger than the posterior width, so another MCMC seed moves single zero-points by several of their reported
     standard deviations (tract 0's g: 0.964 with one seed, 1.007 with another, +/- 0.004). The checks are on
     what survives that: the ratio of the two tracts' g (1.04 to 1.10 in nine runs: seeds, proposals, rounds).
