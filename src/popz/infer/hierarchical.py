@@ -35,6 +35,7 @@ K proposals, B bands, T tracts, D parameters, P free hyperparameters.
 
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple
 
 import equinox as eqx
@@ -439,23 +440,14 @@ class _Objective:
         return self._log_weights(jnp.asarray(eta, jnp.float32), self.args)
 
 
-_PROGRAMS: dict = {}
-_MAX_PROGRAMS = 8
-
-
-def _objective_programs(space: HyperSpace, *, prior, hyper0, settings: CalibrationSettings, static_selection):
+@functools.lru_cache(maxsize=8)
+def _objective_programs(space: HyperSpace, prior, hyper0_bytes: bytes, settings: CalibrationSettings, static_selection):
     """The jitted (value and gradient, batched values, Hessian-vector product, proposals at eta, log weights) of the
-    calibration objective, for one hyperparameter space, prior and settings: cached, so that later rounds (and
-    later calls with the same set-up) reuse the compiled programs. Everything that changes from round to round
-    (proposals, catalog, extinction, selection pool) is in ``args``:
+    calibration objective, for one hyperparameter space, prior, hyperparameters (float32 bytes) and settings:
+    cached, so that later rounds (and later calls with the same set-up) reuse the compiled programs. Everything
+    that changes from round to round (proposals, catalog, extinction, selection pool) is in ``args``:
     (bank, valid, used, observations, selection arrays, extinction, a safe theta (D,))."""
-    hyper0 = np.asarray(hyper0, np.float32)
-    cache_key = (space, settings, prior, hyper0.tobytes(), static_selection)
-    if cache_key in _PROGRAMS:
-        return _PROGRAMS[cache_key]
-    if len(_PROGRAMS) >= _MAX_PROGRAMS:
-        _PROGRAMS.pop(next(iter(_PROGRAMS)))
-    hyper0 = jnp.asarray(hyper0)
+    hyper0 = jnp.asarray(np.frombuffer(hyper0_bytes, np.float32))
 
     def log_prior_eta(eta):
         zp_mag, ln_floor, free = space.split(eta)
@@ -537,13 +529,13 @@ def _objective_programs(space: HyperSpace, *, prior, hyper0, settings: Calibrati
         jax.jit(lambda eta, args: proposals_at(eta, args)[0]),
         jax.jit(log_weights),
     )
-    _PROGRAMS[cache_key] = programs
     return programs
 
 
-def _log_posterior_fn(space: HyperSpace, bank: ProposalBank, observations: Observation, *, prior, hyper0, extinction, settings, selection: _Selection | None) -> _Objective:
-    """The objective of the calibration (see :class:`_Objective`)."""
-    bank, valid, used = _sanitised(bank)
+def _log_posterior_fn(space: HyperSpace, sanitised, observations: Observation, *, prior, hyper0, extinction, settings, selection: _Selection | None) -> _Objective:
+    """The objective of the calibration (see :class:`_Objective`), from a round's proposals as :func:`_sanitised`
+    returns them (bank, valid, used)."""
+    bank, valid, used = sanitised
     # observations' non-finite entries in unobserved bands are masked by the likelihood
     static_selection = None if selection is None else (selection.band, selection.flux_limit_nJy, selection.sigma_nJy)
     sel_arrays = None if selection is None else (
@@ -551,7 +543,7 @@ def _log_posterior_fn(space: HyperSpace, bank: ProposalBank, observations: Obser
     )  # fmt: skip
     i, k = np.argwhere(np.asarray(valid & used[:, None]))[0]
     safe_theta = bank.theta[i, k]  # a proposal inside the prior's support (at the drawing zero-points)
-    programs = _objective_programs(space, prior=prior, hyper0=hyper0, settings=settings, static_selection=static_selection)
+    programs = _objective_programs(space, prior, np.asarray(hyper0, np.float32).tobytes(), settings, static_selection)
     return _Objective(programs, (bank, valid, used, observations, sel_arrays, extinction, safe_theta))
 
 
@@ -706,7 +698,8 @@ def calibrate(
             jax.random.fold_in(key, r), observations, flow=flow, emulator=emulator, prior=prior,
             hyper=hyper0, zero_point=zero_point, extinction=extinction, settings=settings, gaussians=gaussians,
         )  # fmt: skip
-        used = _sanitised(bank)[2]
+        sanitised = _sanitised(bank)
+        used = sanitised[2]
         if selection_band is not None and selection_flux_nJy is not None:
             if selection is None:
                 selection = make_selection(
@@ -717,7 +710,7 @@ def calibrate(
             else:  # the same population pool every round (millions of emulator calls); only the galaxies used change
                 selection = selection._replace(n_per_tract=_galaxies_per_tract(observations, used, n_tracts))
         objective = _log_posterior_fn(
-            space, bank, observations, prior=prior, hyper0=hyper0, extinction=extinction, settings=settings,
+            space, sanitised, observations, prior=prior, hyper0=hyper0, extinction=extinction, settings=settings,
             selection=selection,
         )  # fmt: skip
         say(f"round {r + 1}: maximum a posteriori over {space.size} hyperparameters")
