@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from popz.emulate.files import EmulatorFileError, load
+from popz.emulate.inputs import domain_share
 from popz.emulate.photometry import DOMAIN_OUTSIDE_BOUNDS, DOMAIN_SPARSE_TAIL
 from popz.emulate.train import train_photometry_emulator
 from popz.emulate.training import TrainingSettings
@@ -84,6 +85,28 @@ def test_sparse_tail_flag(small_emulator):
     assert int(emulator.domain_flags(theta)) == 0
     theta = theta.at[3].set(emulator.inputs.tail_upper[3] + 0.01)  # a log SFR ratio in the far tail
     assert int(emulator.domain_flags(theta)) == DOMAIN_SPARSE_TAIL
+
+
+def test_domain_share_counts_tails_per_parameter(small_emulator):
+    """A posterior whose draws reach the tails as often as the training set's (0.2% per parameter) is not flagged,
+    though most of its draws may have some parameter in some tail; 2% in one tail, or 2% outside the bounds, is."""
+    space = small_emulator[0].inputs
+    n, d = 1000, space.n_parameters
+    mid = np.asarray(0.5 * (space.tail_lower + space.tail_upper), np.float32)
+    draws = np.tile(mid, (n, 1))
+    beyond_tail = np.asarray(space.tail_upper) + 1e-3 * (np.asarray(space.upper) - np.asarray(space.tail_upper))
+    for i in range(d):  # 5 draws (0.5%) beyond each parameter's tail, a different 5 each: 5 d draws in some tail
+        draws[5 * i : 5 * (i + 1), i] = beyond_tail[i]
+    assert np.mean(np.asarray(jax.vmap(space.domain_flags)(jnp.asarray(draws))) > 0) > 0.05
+    assert float(domain_share(space, jnp.asarray(draws))) == pytest.approx(0.005)
+
+    one_tail = np.tile(mid, (n, 1))
+    one_tail[:20, 3] = beyond_tail[3]
+    assert float(domain_share(space, jnp.asarray(one_tail))) == pytest.approx(0.02)
+
+    outside = np.tile(mid, (n, 1))
+    outside[:20, 0] = np.asarray(space.upper)[0] + 1.0
+    assert float(domain_share(space, jnp.asarray(outside))) == pytest.approx(0.02)
 
 
 def _copy(folder, tmp_path):

@@ -541,12 +541,20 @@ def calibrate_command(
     units: str = typer.Option("nJy", help="nJy, uJy or mag (AB)"),
     id_column: Optional[str] = typer.Option(None, help="id column (default objectId or id)"),
     assume_dereddened: bool = typer.Option(False, "--assume-dereddened", help="no ebv column: fluxes are corrected already"),
+    sampler: str = typer.Option(
+        "importance", help="importance: proposals per galaxy, fast; gibbs: every galaxy's MCMC alternating with the zero-points "
+        "and floors (popz.infer.gibbs), exact, with honest widths, slower"
+    ),
+    gibbs_iterations: int = typer.Option(2400, help="gibbs: iterations (4 ensemble steps of every galaxy each)"),
+    gibbs_burn: int = typer.Option(400, help="gibbs: iterations discarded"),
     seed: int = typer.Option(0),
 ) -> None:
     """Zero-points per tract and band, error floors and (optionally) population hyperparameters, from the photometry alone.
 
     In the model's bands the proposals come from the posterior flow. In other bands (--bands with --filters, through
-    the spectrum emulator) an MCMC fit of the galaxies seeds them (popz.infer.sample_proposals).
+    the spectrum emulator) an MCMC fit of the galaxies seeds them (popz.infer.sample_proposals). With --sampler gibbs
+    there are no proposals: the galaxies start from an MCMC fit at zero-points 1 (--mcmc-steps) and one Gibbs chain
+    per walker samples them jointly with the zero-points and floors (docs/calibration.md).
     """
     import hashlib
     import json
@@ -605,7 +613,15 @@ def calibrate_command(
     )  # fmt: skip
     extinction = make_extinction_table(band_passes)
     initial_gaussians = None
-    if other_bands:
+    if sampler not in ("importance", "gibbs"):
+        raise PopzError(f"--sampler must be importance or gibbs, not {sampler!r}")
+    if sampler == "gibbs":
+        result, settings = _gibbs_calibration(
+            data.observations, settings, tract_ids=tract_ids, config=config, prior=prior, extinction=extinction,
+            band_passes=band_passes if other_bands else None, emulator=emulator, selection=(band, flux_limit),
+            mcmc_steps=mcmc_steps, iterations=gibbs_iterations, burn=gibbs_burn, seed=seed,
+        )  # fmt: skip
+    elif other_bands:
         from popz.emulate.bands import DEFAULT_ERROR_MAG, band_photometry
         from popz.infer.sample_proposals import load_seed, save_seed, seed_proposals_by_mcmc
 
@@ -633,17 +649,18 @@ def calibrate_command(
         settings = settings._replace(gaussian_share=0.875, keep_covariance=True)
     else:
         flow, phot = load_posterior(posterior, config=config), load(emulator, kind="photometry", config=config)
-    result = calibrate(
-        data.observations, n_tracts=len(tract_ids), flow=flow, emulator=phot, prior=prior, extinction=extinction,
-        settings=settings, selection_band=band, selection_flux_nJy=flux_limit, initial_gaussians=initial_gaussians,
-        progress=lambda message: console.print(message),
-    )  # fmt: skip
+    if sampler == "importance":
+        result = calibrate(
+            data.observations, n_tracts=len(tract_ids), flow=flow, emulator=phot, prior=prior, extinction=extinction,
+            settings=settings, selection_band=band, selection_flux_nJy=flux_limit, initial_gaussians=initial_gaussians,
+            progress=lambda message: console.print(message),
+        )  # fmt: skip
     from popz import __version__
 
     meta = {
         "model": config.name, "model_hash": config.hash, "bands": list(labels), "selection": selection,
         "filters": [b.provenance for b in band_passes] if other_bands else None,
-        "settings": settings._asdict(), "catalog": str(catalog), "n_catalog": int(len(table)),
+        "settings": settings if isinstance(settings, dict) else settings._asdict(), "catalog": str(catalog), "n_catalog": int(len(table)),
         "command": _command_line(), "popz_version": __version__, "jax_version": jax.__version__,
     }  # fmt: skip
     path = write_calibration(out, result, tract_ids=tract_ids, band_labels=labels, prior=prior, meta=meta)
@@ -656,6 +673,49 @@ def calibrate_command(
     console.print(grid)
     console.print("error floors: " + ", ".join(f"{b} {f:.4f}" for b, f in zip(labels, result.error_floors)))
     console.print(f"R-hat max {np.max(result.r_hat):.3f}; acceptance {np.round(result.acceptance, 2).tolist()}; wrote {path}")
+
+
+def _gibbs_calibration(observations, settings, *, tract_ids, config, prior, extinction, band_passes, emulator, selection,
+                       mcmc_steps, iterations, burn, seed):  # fmt: skip
+    """``popz calibrate --sampler gibbs``: the galaxies' starting walkers from an MCMC fit, then popz.infer.gibbs.
+    Returns (CalibrationResult, settings with the Gibbs ones added for the record)."""
+    import jax
+    import jax.numpy as jnp
+
+    from popz.emulate.files import load
+    from popz.infer.gibbs import GibbsSettings, gibbs_calibrate
+    from popz.infer.hierarchical import make_selection
+    from popz.infer.sample_proposals import mcmc_samples
+
+    if band_passes is None:
+        phot = load(emulator, kind="photometry", config=config)
+    else:
+        from popz.emulate.bands import DEFAULT_ERROR_MAG, band_photometry
+
+        phot = band_photometry(load(emulator, kind="spectrum", config=config), band_passes, DEFAULT_ERROR_MAG)
+    gibbs = GibbsSettings(n_iterations=iterations, n_burn=burn, seed=seed)
+    if settings.free_hyper:  # before the MCMC: say so at once
+        raise PopzError("the Gibbs calibration samples zero-points and error floors; population hyperparameters stay fixed")
+    n = observations.flux_nJy.shape[0]
+    console.print(f"gibbs: an MCMC fit of {n} galaxies ({mcmc_steps} steps) gives their starting walkers")
+    samples = mcmc_samples(
+        observations, emulator=phot, prior=prior, extinction=extinction, n_tracts=len(tract_ids),
+        error_floor=settings.fixed_floor, n_steps=mcmc_steps, seed=seed,
+        progress=lambda done, total: console.print(f"  MCMC: {done}/{total} galaxies"),
+    )  # fmt: skip
+    band, flux_limit = selection
+    cut = None
+    if band is not None:
+        cut = make_selection(
+            jax.random.fold_in(jax.random.key(seed), 7_000), prior=prior, hyper0=prior.hyper(), emulator=phot,
+            extinction=extinction, observations=observations, used=jnp.ones(n, bool), n_tracts=len(tract_ids), band=band,
+            flux_limit_nJy=flux_limit,
+        )  # fmt: skip
+    result = gibbs_calibrate(
+        observations, samples[:, -32:], n_tracts=len(tract_ids), emulator=phot, prior=prior, extinction=extinction,
+        settings=settings, gibbs=gibbs, selection=cut, progress=lambda message: console.print(message),
+    )  # fmt: skip
+    return result, settings._replace(seed=seed)._asdict() | {"sampler": "gibbs", "gibbs": gibbs._asdict(), "mcmc_steps": mcmc_steps}
 
 
 @app.command("reweight")

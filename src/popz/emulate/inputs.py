@@ -11,7 +11,10 @@ from popz.config import ModelConfig
 from popz.emulate.networks import Standardiser
 from popz.interpolation import interp
 
-__all__ = ["ParameterSpace", "Distances", "new_parameter_space", "new_distances", "DOMAIN_OUTSIDE_BOUNDS", "DOMAIN_SPARSE_TAIL"]
+__all__ = [
+    "ParameterSpace", "Distances", "new_parameter_space", "new_distances", "domain_share", "DOMAIN_OUTSIDE_BOUNDS",
+    "DOMAIN_SPARSE_TAIL",
+]  # fmt: skip
 
 DOMAIN_OUTSIDE_BOUNDS = 1  # some parameter is outside the bounds the emulator was trained within
 DOMAIN_SPARSE_TAIL = 2  # some parameter is beyond the 0.1/99.9 percentiles of the training set
@@ -93,6 +96,22 @@ def new_parameter_space(config: ModelConfig, theta: np.ndarray) -> ParameterSpac
     )
     raw = np.asarray(jax.jit(jax.vmap(space.raw_features))(jnp.asarray(theta, jnp.float32)))
     return eqx.tree_at(lambda s: s.x_standardiser, space, Standardiser.fit(raw))
+
+
+def domain_share(space: ParameterSpace, samples: jax.Array) -> jax.Array:
+    """How far one galaxy's posterior draws ``samples`` (S, n_parameters) leave the emulator's training domain (scalar).
+
+    The larger of: the share of draws outside the bounds, and the largest share,
+    over parameters, of draws beyond that parameter's sparse tail. The training
+    set itself has 0.2% of its draws beyond each parameter's tail (0.1/99.9
+    percentiles), and so about 2.5% beyond some tail in 13 parameters: a share
+    of draws beyond *any* tail would flag every galaxy whose posterior follows
+    the prior in a few parameters (the SFH ratios, say). The fits flag a share
+    above 1%, five times the training set's own rate in one parameter.
+    """
+    outside = jnp.mean(jnp.any((samples < space.lower) | (samples > space.upper), axis=1))
+    tail = jnp.max(jnp.mean((samples < space.tail_lower) | (samples > space.tail_upper), axis=0))
+    return jnp.maximum(outside, tail)
 
 
 class Distances(eqx.Module):

@@ -17,9 +17,9 @@ Both paths flag:
 - FLAG_POOR_FIT: no model fits: the best chi^2 over ``n_check`` draws has a
   p-value below ``min_p_value`` (chi^2 with as many degrees of freedom as
   observed bands);
-- FLAG_EMULATOR_DOMAIN as in MCMC: more than 1% of draws outside the
-  emulator's training domain (npe+is only: npe does not call the emulator on
-  all draws).
+- FLAG_EMULATOR_DOMAIN as in MCMC: draws leave the emulator's training
+  domain (:func:`popz.emulate.inputs.domain_share` above 1%; npe+is only: npe
+  does not call the emulator on all draws).
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from popz.emulate.inputs import domain_share
 from popz.infer.fit import FLAG_EMULATOR_DOMAIN
 from popz.infer.likelihood import Observation, corrected_for_zero_points, log_likelihood
 from popz.infer.object_keys import object_keys
@@ -150,7 +151,7 @@ def _compiled(settings: NPESettings):
             samples, log_post = theta[pick], log_p[pick]
             best = jnp.argmax(jnp.where(jnp.isfinite(log_l), log_l, -jnp.inf))
             chi2_min = _chi2(theta[best], obs, emulator, data_model, extinction)
-            domain = jnp.mean(jax.vmap(emulator.domain_flags)(samples) > 0)
+            domain = domain_share(emulator.inputs, samples)
         else:
             # flows trained before 2026-11-27 had their parameter bounds trained too, and those drifted outside the
             # prior's (amortized_train._partition): a few percent of their draws fall outside the prior's support,

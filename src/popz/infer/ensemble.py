@@ -46,25 +46,31 @@ __all__ = ["EnsembleState", "EnsembleInfo", "MoveSettings", "init", "step", "sam
 
 class EnsembleState(NamedTuple):
     """position : (W, D) walkers; log_density : (W,) their log densities;
-    aux : (W, ...) what ``logdensity_fn`` returned beside each density (``init(..., has_aux=True)``), else None."""
+    aux : (W, ...) what ``logdensity_fn`` returned beside each density (``init(..., has_aux=True)``), else None;
+    context : (W, ...) pytree, each walker's own argument to ``logdensity_fn`` (``init(..., context=...)``), else None."""
 
     position: jax.Array
     log_density: jax.Array
     aux: jax.Array | None = None
+    context: object = None
 
 
-def _evaluate(logdensity_fn, position, has_aux: bool):
-    """(log densities (n,), aux (n, ...) or None) of the points ``position`` (n, D)."""
-    if has_aux:
-        return jax.vmap(logdensity_fn)(position)
-    return jax.vmap(logdensity_fn)(position), None
+def _evaluate(logdensity_fn, position, has_aux: bool, context=None):
+    """(log densities (n,), aux (n, ...) or None) of the points ``position`` (n, D), each walker with its ``context``."""
+    fn = jax.vmap(logdensity_fn)
+    out = fn(position) if context is None else fn(position, context)
+    return out if has_aux else (out, None)
+
+
+def _half(context, part: slice):
+    return None if context is None else jax.tree.map(lambda a: a[part], context)
 
 
 def _select(keep_new, new, old):
-    """Per-walker choice between two (n, ...) arrays (or Nones) by ``keep_new`` (n,)."""
+    """Per-walker choice between two pytrees of (n, ...) arrays (or Nones) by ``keep_new`` (n,)."""
     if old is None:
         return None
-    return jnp.where(keep_new.reshape(keep_new.shape + (1,) * (old.ndim - 1)), new, old)
+    return jax.tree.map(lambda a, b: jnp.where(keep_new.reshape(keep_new.shape + (1,) * (b.ndim - 1)), a, b), new, old)
 
 
 class EnsembleInfo(NamedTuple):
@@ -91,18 +97,26 @@ class MoveSettings(NamedTuple):
     p_jump: float = 0.1
 
 
-def init(position: jax.Array, logdensity_fn: Callable, has_aux: bool = False) -> EnsembleState:
+def init(position: jax.Array, logdensity_fn: Callable, has_aux: bool = False, context=None) -> EnsembleState:
     """The state of walkers at ``position`` (W, D); W must be even and at least 4.
 
     ``has_aux``: ``logdensity_fn`` returns (log density, aux) and the state and
     chain carry each walker's aux (something computed with the density that is
     worth keeping, so that it need not be recomputed for the kept draws).
+    ``context``: a pytree of (W, ...) arrays; walker w's density is then
+    ``logdensity_fn(x, context[w])``, a target of its own. A move updates one
+    walker given the others held fixed, so it leaves each walker's own target
+    invariant whatever the others' are (the replicas of a Gibbs sampler, each
+    with its own hyperparameters: :mod:`popz.infer.gibbs`). Replace the
+    state's context with ``state._replace(context=...)`` and its log densities
+    must be replaced with them.
     """
     position = jnp.asarray(position)
     n_walkers = position.shape[0]
     if n_walkers % 2 or n_walkers < 4:
         raise ValueError(f"an ensemble needs an even number of walkers, at least 4; got {n_walkers}")
-    return EnsembleState(position, *_evaluate(logdensity_fn, position, has_aux))
+    return EnsembleState(position, *_evaluate(logdensity_fn, position, has_aux, context), context)
+
 
 
 N_KMEANS = 3  # Lloyd iterations of the 2-means split (from the far-apart seeds, separated modes split at once)
@@ -149,7 +163,7 @@ def _mode_jump(moving, others):
     return proposal, nearer_b(proposal) != start_b
 
 
-def _half_update(key, moving, moving_lp, moving_aux, others, logdensity_fn, move: jax.Array, gamma_de, settings: MoveSettings):
+def _half_update(key, moving, moving_lp, moving_aux, others, logdensity_fn, move: jax.Array, gamma_de, settings: MoveSettings, context=None):
     """Propose and accept/reject for each walker of ``moving`` (H, D) against ``others`` (H, D)."""
     h, d = moving.shape
     n_others = others.shape[0]
@@ -180,7 +194,7 @@ def _half_update(key, moving, moving_lp, moving_aux, others, logdensity_fn, move
     # with a move shared by every target (``move_key``), only the chosen branch runs; vmapped with a move per target,
     # the switch becomes a select over all branches
     proposal, log_ratio_extra = jax.lax.switch(move, moves)
-    proposal_lp, proposal_aux = _evaluate(logdensity_fn, proposal, moving_aux is not None)
+    proposal_lp, proposal_aux = _evaluate(logdensity_fn, proposal, moving_aux is not None, context)
     log_accept = log_ratio_extra + proposal_lp - moving_lp
     accept = jnp.log(u[:, 3]) < jnp.where(jnp.isnan(log_accept), -jnp.inf, log_accept)
     new = jnp.where(accept[:, None], proposal, moving)
@@ -207,11 +221,14 @@ def step(key: jax.Array, state: EnsembleState, logdensity_fn: Callable, settings
     first, second = state.position[:half], state.position[half:]
     first_lp, second_lp = state.log_density[:half], state.log_density[half:]
     aux = state.aux
-    first_aux, second_aux = (None, None) if aux is None else (aux[:half], aux[half:])
-    first, first_lp, first_aux, acc0 = _half_update(k0, first, first_lp, first_aux, second, logdensity_fn, move, gamma_de, settings)
-    second, second_lp, second_aux, acc1 = _half_update(k1, second, second_lp, second_aux, first, logdensity_fn, move, gamma_de, settings)
-    aux = None if aux is None else jnp.concatenate([first_aux, second_aux])
-    state = EnsembleState(jnp.concatenate([first, second]), jnp.concatenate([first_lp, second_lp]), aux)
+    first_aux, second_aux = _half(aux, slice(None, half)), _half(aux, slice(half, None))
+    ctx = state.context
+    first, first_lp, first_aux, acc0 = _half_update(k0, first, first_lp, first_aux, second, logdensity_fn, move, gamma_de, settings,
+                                                    _half(ctx, slice(None, half)))
+    second, second_lp, second_aux, acc1 = _half_update(k1, second, second_lp, second_aux, first, logdensity_fn, move, gamma_de,
+                                                       settings, _half(ctx, slice(half, None)))
+    aux = None if aux is None else jax.tree.map(lambda a, b: jnp.concatenate([a, b]), first_aux, second_aux)
+    state = EnsembleState(jnp.concatenate([first, second]), jnp.concatenate([first_lp, second_lp]), aux, ctx)
     return state, EnsembleInfo(jnp.concatenate([acc0, acc1]))
 
 
@@ -275,6 +292,6 @@ def rescue_stragglers(key: jax.Array, state: EnsembleState, logdensity_fn: Calla
     spread = jnp.sqrt(jnp.sum(squares, axis=0) / jnp.maximum(n_good - 1, 1))
     moved = state.position[partner] + 0.01 * spread * jax.random.normal(k_jitter, state.position.shape)
     position = jnp.where(good[:, None], state.position, moved)
-    moved_lp, moved_aux = _evaluate(logdensity_fn, position, state.aux is not None)
+    moved_lp, moved_aux = _evaluate(logdensity_fn, position, state.aux is not None, state.context)
     log_density = jnp.where(good, lp, moved_lp)
-    return EnsembleState(position, log_density, _select(good, state.aux, moved_aux))
+    return EnsembleState(position, log_density, _select(good, state.aux, moved_aux), state.context)

@@ -30,6 +30,7 @@ import numpy as np
 
 from popz.data_model.noise import DataModelHyper, predicted_flux
 from popz.emulate.batching import batched_apply
+from popz.emulate.inputs import domain_share
 from popz.infer import ensemble
 from popz.infer.diagnostics import integrated_autocorr_time, split_rhat
 from popz.infer.likelihood import Observation, log_likelihood_of_model_flux
@@ -38,7 +39,7 @@ from popz.infer.object_keys import object_keys
 __all__ = ["FitSettings", "FitResult", "fit_batch", "FLAG_NOT_CONVERGED", "FLAG_EMULATOR_DOMAIN"]
 
 FLAG_NOT_CONVERGED = 16  # effective sample size or R-hat below the thresholds at the step cap
-FLAG_EMULATOR_DOMAIN = 32  # more than 1% of posterior samples outside the emulator's training domain
+FLAG_EMULATOR_DOMAIN = 32  # posterior draws leave the emulator's training domain (popz.emulate.inputs.domain_share > 1%)
 N_RESCUES = 4  # rescues of stranded walkers during the first half of the burn-in
 
 
@@ -294,7 +295,7 @@ def _fit_compiled(prior, settings: FitSettings, hyper):
         rhat = split_rhat(chain)
         flat = jax.vmap(to_theta)(chain.reshape(-1, chain.shape[-1]), chain_best.reshape(-1))
         chain_lp = chain_lp - jax.vmap(jax.vmap(reparam.log_jacobian))(chain)
-        domain = jnp.mean(jax.vmap(emulator.domain_flags)(flat) > 0)
+        domain = domain_share(emulator.inputs, flat)
         return flat, chain_lp.reshape(-1), tau, rhat, jnp.mean(acc), domain
 
     batched = eqx.filter_vmap(one, in_axes=(0, 0, 0, None, None, None, None, None, None, None))

@@ -450,20 +450,7 @@ def _objective_programs(space: HyperSpace, prior, hyper0_bytes: bytes, settings:
     hyper0 = jnp.asarray(np.frombuffer(hyper0_bytes, np.float32))
 
     def log_prior_eta(eta):
-        zp_mag, ln_floor, free = space.split(eta)
-        total = jnp.asarray(0.0)
-        if zp_mag is not None:
-            sd = np.full(space.n_bands, settings.zero_point_prior_mag)
-            if settings.reference_band is not None:
-                sd[settings.reference_band] = REFERENCE_PRIOR_MAG
-            total += -0.5 * jnp.sum((zp_mag / sd) ** 2)
-        if ln_floor is not None:
-            # floor uniform on [0, floor_max], in ln floor: density proportional to floor
-            inside = jnp.all((ln_floor <= np.log(settings.floor_max)) & (ln_floor >= np.log(settings.min_floor)))
-            total += jnp.where(inside, jnp.sum(ln_floor), -jnp.inf)
-        if space.free_hyper:
-            total += prior.log_hyperprior(_full_hyper(space, hyper0, free))
-        return total
+        return _log_prior_eta(space, settings, prior, hyper0, eta)
 
     mass = prior.config.parameter_names.index("log_stellar_mass")
     lower, upper = float(prior.lower[mass]), float(prior.upper[mass])
@@ -530,6 +517,25 @@ def _objective_programs(space: HyperSpace, prior, hyper0_bytes: bytes, settings:
         jax.jit(log_weights),
     )
     return programs
+
+
+def _log_prior_eta(space: HyperSpace, settings: CalibrationSettings, prior, hyper0, eta):
+    """ln p(eta), up to a constant: Gaussian zero-point offsets (a reference band held), floors uniform, the
+    population's hyperprior."""
+    zp_mag, ln_floor, free = space.split(eta)
+    total = jnp.asarray(0.0)
+    if zp_mag is not None:
+        sd = np.full(space.n_bands, settings.zero_point_prior_mag)
+        if settings.reference_band is not None:
+            sd[settings.reference_band] = REFERENCE_PRIOR_MAG
+        total += -0.5 * jnp.sum((zp_mag / sd) ** 2)
+    if ln_floor is not None:
+        # floor uniform on [0, floor_max], in ln floor: density proportional to floor
+        inside = jnp.all((ln_floor <= np.log(settings.floor_max)) & (ln_floor >= np.log(settings.min_floor)))
+        total += jnp.where(inside, jnp.sum(ln_floor), -jnp.inf)
+    if space.free_hyper:
+        total += prior.log_hyperprior(_full_hyper(space, hyper0, free))
+    return total
 
 
 def _log_posterior_fn(space: HyperSpace, sanitised, observations: Observation, *, prior, hyper0, extinction, settings, selection: _Selection | None) -> _Objective:
@@ -639,6 +645,22 @@ def _independence_chains(key, objective, mean: np.ndarray, cov: np.ndarray, sett
     return chains, accepted / n
 
 
+def data_model_summary(space: HyperSpace, settings: CalibrationSettings, draws: np.ndarray):
+    """Medians and standard deviations of the zero-points (T, B) and floors (B,) over draws of eta (n, P): (zero-points,
+    their std, floors, their std); 1 and the fixed floor, with std 0, where they were not calibrated."""
+    t, b = space.n_tracts, space.n_bands
+    if space.zero_points:
+        zp_draws = 10.0 ** (-0.4 * draws[:, : t * b].reshape(-1, t, b))
+        zero_points, zero_points_std = np.median(zp_draws, axis=0), zp_draws.std(axis=0)
+    else:
+        zero_points, zero_points_std = np.ones((t, b)), np.zeros((t, b))
+    if space.floors:
+        i = t * b * space.zero_points
+        floor_draws = np.exp(draws[:, i : i + b])
+        return zero_points, zero_points_std, np.median(floor_draws, axis=0), floor_draws.std(axis=0)
+    return zero_points, zero_points_std, np.full(b, settings.fixed_floor), np.zeros(b)
+
+
 def _rhat_across_chains(chains: np.ndarray) -> np.ndarray:
     """Split R-hat (P,) over C chains of shape (C, n, P), each split in halves."""
     n = chains.shape[1] // 2
@@ -729,17 +751,7 @@ def calibrate(
     kept = chains[:, settings.n_burn :]
     flat = kept.reshape(-1, kept.shape[-1])
     r_hat = _rhat_across_chains(kept)
-    if space.zero_points:
-        zp_draws = 10.0 ** (-0.4 * flat[:, : n_tracts * n_bands].reshape(-1, n_tracts, n_bands))
-        zero_points, zero_points_std = np.median(zp_draws, axis=0), zp_draws.std(axis=0)
-    else:
-        zero_points, zero_points_std = np.ones((n_tracts, n_bands)), np.zeros((n_tracts, n_bands))
-    if space.floors:
-        i = n_tracts * n_bands * settings.zero_points
-        floor_draws = np.exp(flat[:, i : i + n_bands])
-        error_floors, error_floors_std = np.median(floor_draws, axis=0), floor_draws.std(axis=0)
-    else:
-        error_floors, error_floors_std = np.full(n_bands, settings.fixed_floor), np.zeros(n_bands)
+    zero_points, zero_points_std, error_floors, error_floors_std = data_model_summary(space, settings, flat)
     hyper = np.asarray(hyper0, np.float64).copy()
     hyper_std = {}
     if space.free_hyper:

@@ -28,7 +28,10 @@ import numpy as np
 from popz.errors import PopzError
 from popz.infer.amortized import from_standardised_logits, to_standardised_logits
 
-__all__ = ["PopulationProposal", "population_proposal", "gaussians_from_samples", "seed_proposals_by_mcmc", "save_seed", "load_seed"]
+__all__ = [
+    "PopulationProposal", "population_proposal", "gaussians_from_samples", "mcmc_samples", "seed_proposals_by_mcmc", "save_seed",
+    "load_seed",
+]  # fmt: skip
 
 
 class PopulationProposal(eqx.Module):
@@ -89,12 +92,12 @@ def gaussians_from_samples(samples, proposal: PopulationProposal, inflate: float
     return fit_gaussians(theta, jnp.zeros(theta.shape[:2]), proposal, inflate=inflate)
 
 
-def seed_proposals_by_mcmc(
+def mcmc_samples(
     observations, *, emulator, prior, extinction, n_tracts: int, error_floor: float, n_steps: int = 1000, seed: int = 0,
     chunk_size: int = 256, progress=None,
-):
-    """MCMC-fit every galaxy (zero-points 1, floor ``error_floor``, the prior's own hyperparameters) and return
-    (:class:`PopulationProposal`, per-galaxy Gaussians) for :func:`popz.infer.hierarchical.calibrate`.
+) -> np.ndarray:
+    """MCMC-fit every galaxy (zero-points 1, floor ``error_floor``, the prior's own hyperparameters): samples (G, S, D),
+    the last 32 of each galaxy the walkers' final positions.
 
     ``n_steps``: burn-in and kept steps, half each, 32 walkers. The fit is done in chunks of equal size, at most
     ``chunk_size`` galaxies (the last one padded by repeating its last galaxy), so that it is compiled once; each
@@ -117,7 +120,19 @@ def seed_proposals_by_mcmc(
         parts.append(np.asarray(fit.samples)[: min(size, n - start)])
         if progress is not None:
             progress(min(start + size, n), n)
-    samples = np.concatenate(parts)
+    return np.concatenate(parts)
+
+
+def seed_proposals_by_mcmc(
+    observations, *, emulator, prior, extinction, n_tracts: int, error_floor: float, n_steps: int = 1000, seed: int = 0,
+    chunk_size: int = 256, progress=None,
+):
+    """(:class:`PopulationProposal`, per-galaxy Gaussians) for :func:`popz.infer.hierarchical.calibrate`, from an
+    MCMC fit of every galaxy (:func:`mcmc_samples`, the same arguments)."""
+    samples = mcmc_samples(
+        observations, emulator=emulator, prior=prior, extinction=extinction, n_tracts=n_tracts, error_floor=error_floor,
+        n_steps=n_steps, seed=seed, chunk_size=chunk_size, progress=progress,
+    )  # fmt: skip
     proposal = population_proposal(samples, prior.lower, prior.upper)
     return proposal, gaussians_from_samples(samples, proposal)
 

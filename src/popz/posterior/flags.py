@@ -39,7 +39,7 @@ FLAGS = (
     Flag(FLAG_EBV_NEGATIVE, "ebv_negative", "E(B-V) negative: set to 0"),
     Flag(FLAG_NO_BANDS, "no_bands", "no usable band: the posterior is the prior"),
     Flag(FLAG_NOT_CONVERGED, "not_converged", "MCMC effective sample size or split R-hat missed its threshold"),
-    Flag(FLAG_EMULATOR_DOMAIN, "emulator_domain", "over 1% of the posterior draws outside the emulator's training domain"),
+    Flag(FLAG_EMULATOR_DOMAIN, "emulator_domain", "over 1% of the posterior draws outside the emulator's bounds, or beyond one parameter's sparse tail of its training set"),
     Flag(FLAG_OUT_OF_DISTRIBUTION, "out_of_distribution", "inputs unlike the posterior flow's training set (density or selection cut)"),
     Flag(FLAG_POOR_FIT, "poor_fit", "best chi^2 improbable (p < 1e-3): no model in the posterior fits the fluxes"),
     Flag(FLAG_LOW_ESS, "low_ess", "importance-sampling effective sample size below its threshold"),
