@@ -107,6 +107,10 @@ def test_domain_share_counts_tails_per_parameter(small_emulator):
     outside = np.tile(mid, (n, 1))
     outside[:20, 0] = np.asarray(space.upper)[0] + 1.0
     assert float(domain_share(space, jnp.asarray(outside))) == pytest.approx(0.02)
+    # importance weights (npe+is): the 20 draws outside carry 10% of the weight
+    weights = np.full(n, 0.9 / (n - 20), np.float32)
+    weights[:20] = 0.1 / 20
+    assert float(domain_share(space, jnp.asarray(outside), jnp.asarray(weights))) == pytest.approx(0.1, rel=1e-5)
 
 
 def _copy(folder, tmp_path):

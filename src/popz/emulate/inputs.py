@@ -98,8 +98,10 @@ def new_parameter_space(config: ModelConfig, theta: np.ndarray) -> ParameterSpac
     return eqx.tree_at(lambda s: s.x_standardiser, space, Standardiser.fit(raw))
 
 
-def domain_share(space: ParameterSpace, samples: jax.Array) -> jax.Array:
+def domain_share(space: ParameterSpace, samples: jax.Array, weights: jax.Array | None = None) -> jax.Array:
     """How far one galaxy's posterior draws ``samples`` (S, n_parameters) leave the emulator's training domain (scalar).
+
+    ``weights`` (S,), summing to 1: importance weights of the draws (default equal).
 
     The larger of: the share of draws outside the bounds, and the largest share,
     over parameters, of draws beyond that parameter's sparse tail. The training
@@ -109,8 +111,10 @@ def domain_share(space: ParameterSpace, samples: jax.Array) -> jax.Array:
     the prior in a few parameters (the SFH ratios, say). The fits flag a share
     above 1%, five times the training set's own rate in one parameter.
     """
-    outside = jnp.mean(jnp.any((samples < space.lower) | (samples > space.upper), axis=1))
-    tail = jnp.max(jnp.mean((samples < space.tail_lower) | (samples > space.tail_upper), axis=0))
+    if weights is None:
+        weights = jnp.full(samples.shape[:1], 1.0 / samples.shape[0])
+    outside = weights @ jnp.any((samples < space.lower) | (samples > space.upper), axis=1).astype(weights.dtype)
+    tail = jnp.max(weights @ ((samples < space.tail_lower) | (samples > space.tail_upper)).astype(weights.dtype))
     return jnp.maximum(outside, tail)
 
 

@@ -151,7 +151,7 @@ def _compiled(settings: NPESettings):
             samples, log_post = theta[pick], log_p[pick]
             best = jnp.argmax(jnp.where(jnp.isfinite(log_l), log_l, -jnp.inf))
             chi2_min = _chi2(theta[best], obs, emulator, data_model, extinction)
-            domain = domain_share(emulator.inputs, samples)
+            domain = domain_share(emulator.inputs, theta, w)  # the weighted proposals: finer than the resampled draws
         else:
             # flows trained before 2026-11-27 had their parameter bounds trained too, and those drifted outside the
             # prior's (amortized_train._partition): a few percent of their draws fall outside the prior's support,
