@@ -615,17 +615,21 @@ def calibrate_command(
     initial_gaussians = None
     if sampler not in ("importance", "gibbs"):
         raise PopzError(f"--sampler must be importance or gibbs, not {sampler!r}")
-    if sampler == "gibbs":
-        result, settings = _gibbs_calibration(
-            data.observations, settings, tract_ids=tract_ids, config=config, prior=prior, extinction=extinction,
-            band_passes=band_passes if other_bands else None, emulator=emulator, selection=(band, flux_limit),
-            mcmc_steps=mcmc_steps, iterations=gibbs_iterations, burn=gibbs_burn, seed=seed,
-        )  # fmt: skip
-    elif other_bands:
+    if other_bands:
         from popz.emulate.bands import DEFAULT_ERROR_MAG, band_photometry
-        from popz.infer.sample_proposals import load_seed, save_seed, seed_proposals_by_mcmc
 
         phot = band_photometry(load(emulator, kind="spectrum", config=config), band_passes, DEFAULT_ERROR_MAG)
+    else:
+        phot = load(emulator, kind="photometry", config=config)
+    record = {}  # what the sampler adds to the recorded settings
+    if sampler == "gibbs":
+        result, record = _gibbs_calibration(
+            data.observations, settings, tract_ids=tract_ids, prior=prior, extinction=extinction, emulator=phot,
+            selection=(band, flux_limit), mcmc_steps=mcmc_steps, iterations=gibbs_iterations, burn=gibbs_burn, seed=seed,
+        )  # fmt: skip
+    elif other_bands:
+        from popz.infer.sample_proposals import load_seed, save_seed, seed_proposals_by_mcmc
+
         # the MCMC seed is kept in the output folder: a rerun with the same data and seed settings reuses it
         seed_file = out / "mcmc_seed.npz"
         fingerprint = hashlib.sha256(
@@ -648,7 +652,7 @@ def calibrate_command(
         # the means follow the calibration from round to round (else the proposals pin it to the seed's zero-points)
         settings = settings._replace(gaussian_share=0.875, keep_covariance=True)
     else:
-        flow, phot = load_posterior(posterior, config=config), load(emulator, kind="photometry", config=config)
+        flow = load_posterior(posterior, config=config)
     if sampler == "importance":
         result = calibrate(
             data.observations, n_tracts=len(tract_ids), flow=flow, emulator=phot, prior=prior, extinction=extinction,
@@ -660,7 +664,7 @@ def calibrate_command(
     meta = {
         "model": config.name, "model_hash": config.hash, "bands": list(labels), "selection": selection,
         "filters": [b.provenance for b in band_passes] if other_bands else None,
-        "settings": settings if isinstance(settings, dict) else settings._asdict(), "catalog": str(catalog), "n_catalog": int(len(table)),
+        "settings": settings._asdict() | record, "catalog": str(catalog), "n_catalog": int(len(table)),
         "command": _command_line(), "popz_version": __version__, "jax_version": jax.__version__,
     }  # fmt: skip
     path = write_calibration(out, result, tract_ids=tract_ids, band_labels=labels, prior=prior, meta=meta)
@@ -675,31 +679,24 @@ def calibrate_command(
     console.print(f"R-hat max {np.max(result.r_hat):.3f}; acceptance {np.round(result.acceptance, 2).tolist()}; wrote {path}")
 
 
-def _gibbs_calibration(observations, settings, *, tract_ids, config, prior, extinction, band_passes, emulator, selection,
-                       mcmc_steps, iterations, burn, seed):  # fmt: skip
+def _gibbs_calibration(observations, settings, *, tract_ids, prior, extinction, emulator, selection, mcmc_steps, iterations,
+                       burn, seed):  # fmt: skip
     """``popz calibrate --sampler gibbs``: the galaxies' starting walkers from an MCMC fit, then popz.infer.gibbs.
-    Returns (CalibrationResult, settings with the Gibbs ones added for the record)."""
+    Returns (CalibrationResult, the Gibbs settings for the record)."""
     import jax
     import jax.numpy as jnp
 
-    from popz.emulate.files import load
-    from popz.infer.gibbs import GibbsSettings, gibbs_calibrate
+    from popz.infer.fit import FitSettings
+    from popz.infer.gibbs import GibbsSettings, check_settings, gibbs_calibrate
     from popz.infer.hierarchical import make_selection
     from popz.infer.sample_proposals import mcmc_samples
 
-    if band_passes is None:
-        phot = load(emulator, kind="photometry", config=config)
-    else:
-        from popz.emulate.bands import DEFAULT_ERROR_MAG, band_photometry
-
-        phot = band_photometry(load(emulator, kind="spectrum", config=config), band_passes, DEFAULT_ERROR_MAG)
     gibbs = GibbsSettings(n_iterations=iterations, n_burn=burn, seed=seed)
-    if settings.free_hyper:  # before the MCMC: say so at once
-        raise PopzError("the Gibbs calibration samples zero-points and error floors; population hyperparameters stay fixed")
+    check_settings(settings, gibbs)  # before the MCMC: say so at once
     n = observations.flux_nJy.shape[0]
     console.print(f"gibbs: an MCMC fit of {n} galaxies ({mcmc_steps} steps) gives their starting walkers")
     samples = mcmc_samples(
-        observations, emulator=phot, prior=prior, extinction=extinction, n_tracts=len(tract_ids),
+        observations, emulator=emulator, prior=prior, extinction=extinction, n_tracts=len(tract_ids),
         error_floor=settings.fixed_floor, n_steps=mcmc_steps, seed=seed,
         progress=lambda done, total: console.print(f"  MCMC: {done}/{total} galaxies"),
     )  # fmt: skip
@@ -707,15 +704,16 @@ def _gibbs_calibration(observations, settings, *, tract_ids, config, prior, exti
     cut = None
     if band is not None:
         cut = make_selection(
-            jax.random.fold_in(jax.random.key(seed), 7_000), prior=prior, hyper0=prior.hyper(), emulator=phot,
+            jax.random.fold_in(jax.random.key(seed), 7_000), prior=prior, hyper0=prior.hyper(), emulator=emulator,
             extinction=extinction, observations=observations, used=jnp.ones(n, bool), n_tracts=len(tract_ids), band=band,
             flux_limit_nJy=flux_limit,
         )  # fmt: skip
+    last_walkers = samples[:, -FitSettings().n_walkers :]  # the kept draws end with the final walkers
     result = gibbs_calibrate(
-        observations, samples[:, -32:], n_tracts=len(tract_ids), emulator=phot, prior=prior, extinction=extinction,
+        observations, last_walkers, n_tracts=len(tract_ids), emulator=emulator, prior=prior, extinction=extinction,
         settings=settings, gibbs=gibbs, selection=cut, progress=lambda message: console.print(message),
     )  # fmt: skip
-    return result, settings._replace(seed=seed)._asdict() | {"sampler": "gibbs", "gibbs": gibbs._asdict(), "mcmc_steps": mcmc_steps}
+    return result, {"sampler": "gibbs", "gibbs": gibbs._asdict(), "mcmc_steps": mcmc_steps}
 
 
 @app.command("reweight")

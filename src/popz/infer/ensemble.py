@@ -118,7 +118,6 @@ def init(position: jax.Array, logdensity_fn: Callable, has_aux: bool = False, co
     return EnsembleState(position, *_evaluate(logdensity_fn, position, has_aux, context), context)
 
 
-
 N_KMEANS = 3  # Lloyd iterations of the 2-means split (from the far-apart seeds, separated modes split at once)
 
 

@@ -68,7 +68,7 @@ from popz.infer.hierarchical import (
 )
 from popz.infer.likelihood import Observation, log_likelihood_of_model_flux
 
-__all__ = ["GibbsSettings", "gibbs_calibrate"]
+__all__ = ["GibbsSettings", "gibbs_calibrate", "check_settings"]
 
 
 class GibbsSettings(NamedTuple):
@@ -98,6 +98,16 @@ class _Walkers(NamedTuple):
     error_mag: jax.Array
 
 
+def check_settings(settings: CalibrationSettings, gibbs: GibbsSettings) -> None:
+    """Raise PopzError for what the Gibbs calibration cannot do (before any galaxy is fitted)."""
+    if settings.free_hyper:
+        raise PopzError("the Gibbs calibration samples zero-points and error floors; population hyperparameters stay fixed")
+    if not (settings.zero_points or settings.floors):
+        raise PopzError("nothing to calibrate: zero-points and floors are both fixed")
+    if gibbs.n_iterations <= gibbs.n_burn + 1:
+        raise PopzError(f"the Gibbs calibration needs more iterations ({gibbs.n_iterations}) than burn-in ({gibbs.n_burn})")
+
+
 def gibbs_calibrate(
     observations: Observation,
     start_theta,
@@ -119,15 +129,10 @@ def gibbs_calibrate(
     Returns a :class:`CalibrationResult` whose chains are the replicas' post-burn-in eta (C, n_kept, P).
     """
     say = progress or (lambda message: None)
-    if settings.free_hyper:
-        raise PopzError("the Gibbs calibration samples zero-points and error floors; population hyperparameters stay fixed")
+    check_settings(settings, gibbs)
     n_galaxies, n_replicas, _ = np.shape(start_theta)
     n_bands = observations.flux_nJy.shape[1]
     space = HyperSpace(n_tracts, n_bands, settings.zero_points, settings.floors, (), ())
-    if space.size == 0:
-        raise PopzError("nothing to calibrate: zero-points and floors are both fixed")
-    if gibbs.n_iterations <= gibbs.n_burn + 1:
-        raise PopzError(f"the Gibbs calibration needs more iterations ({gibbs.n_iterations}) than burn-in ({gibbs.n_burn})")
     hyper0 = prior.hyper()
     reparam = make_reparametrisation(prior.config)
     mass = prior.config.parameter_names.index("log_stellar_mass")
@@ -145,15 +150,22 @@ def gibbs_calibrate(
         ll = log_likelihood_of_model_flux(flux, walker.error_mag, obs, hyper=data_model, extinction=extinction)
         return jnp.where(jnp.isfinite(lp), lp + ll, -jnp.inf)
 
+    def kept_log_post(y, walker: _Walkers, eta, obs):
+        """A walker's ln density at ``eta`` from the fluxes it keeps (no emulator call)."""
+        return galaxy_terms(y, walker, obs, _data_model(space, eta, settings)) + reparam.log_jacobian(y)
+
     def walker_log_post(obs):
         def log_post(y, eta):
-            data_model = _data_model(space, eta, settings)
             theta_other = reparam.to_theta(y)
             unit = emulator.flux_nJy(theta_other.at[mass].set(REFERENCE_LOG_MASS))
             walker = _Walkers(unit, emulator.error_mag(theta_other))
-            return galaxy_terms(y, walker, obs, data_model) + reparam.log_jacobian(y), walker
+            return kept_log_post(y, walker, eta, obs), walker
 
         return log_post
+
+    def replicas_view(states):
+        """The galaxies' walkers by replica: y (C, G, D) and their kept fluxes (C, G, ...)."""
+        return jnp.swapaxes(states.position, 0, 1), jax.tree.map(lambda a: jnp.swapaxes(a, 0, 1), states.aux)
 
     def eta_log_post(eta, y, walkers: _Walkers):
         """ln p(eta | every galaxy's y) for one replica: y (G, D), walkers (G, ...)."""
@@ -200,16 +212,14 @@ def gibbs_calibrate(
 
         def galaxy_steps(k, state, obs):
             log_post = walker_log_post(obs)
-            # the densities at the replicas' new eta, from the walkers' kept fluxes (no emulator call)
-            lp = jax.vmap(lambda yy, w, e: galaxy_terms(yy, w, obs, _data_model(space, e, settings)) + reparam.log_jacobian(yy))(
-                state.position, state.aux, eta)
+            # the densities at the replicas' new eta
+            lp = jax.vmap(lambda yy, w, e: kept_log_post(yy, w, e, obs))(state.position, state.aux, eta)
             state = state._replace(log_density=lp, context=eta)
             state, *_ = ensemble.sample(k, state, log_post, gibbs.galaxy_steps, thin=gibbs.galaxy_steps, move_key=k_move)
             return state
 
         states = jax.vmap(galaxy_steps)(gal_keys, states, observations)
-        y = jnp.swapaxes(states.position, 0, 1)  # (C, G, D)
-        walkers = jax.tree.map(lambda a: jnp.swapaxes(a, 0, 1), states.aux)
+        y, walkers = replicas_view(states)
 
         def replica(k, e, yy, ww, pc):
             lp, g = value_and_grad(e, yy, ww)  # the galaxies moved
@@ -256,10 +266,6 @@ def gibbs_calibrate(
 
     say(f"Gibbs: {n_galaxies} galaxies x {n_replicas} replicas, {space.size} hyperparameters, {gibbs.n_iterations} iterations")
     states = start(jnp.asarray(start_theta, jnp.float32), eta)
-
-    def replicas_view(states):
-        return jnp.swapaxes(states.position, 0, 1), jax.tree.map(lambda a: jnp.swapaxes(a, 0, 1), states.aux)
-
     preconditioners = jax.jit(lambda eta, states: jax.vmap(preconditioner)(eta, *replicas_view(states)))
     run = jax.jit(lambda carry, keys, precond: jax.lax.scan(lambda c, k: iteration(c, k, precond), carry, keys))
     keys = jax.random.split(k_run, gibbs.n_iterations)
