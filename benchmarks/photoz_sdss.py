@@ -39,13 +39,16 @@ def main() -> None:
     parser.add_argument("--out", default=None, help="keep the fit here (default: a temporary folder); a rerun resumes")
     parser.add_argument("--hyper", default=None, help="a popz calibrate folder: fit with its zero-points and floors (popz fit --hyper)")
     parser.add_argument("--error-floor", type=float, default=0.02, help="the likelihood's error floor where no --hyper is given")
+    parser.add_argument("--split", choices=("test", "train"), default="test",
+                        help="train: the other half, where settings are chosen without looking at the test half")
+    parser.add_argument("--no-write", action="store_true", help="print the metrics; leave RESULTS.md alone")
     args = parser.parse_args()
 
     import pandas as pd
     import qp
     sdss = Path(args.data)
     data = pd.read_parquet(sdss / "sdss_mgs.parquet")
-    test = data[data["split"] == "test"].iloc[: args.n].reset_index(drop=True)
+    test = data[data["split"] == args.split].iloc[: args.n].reset_index(drop=True)
     filters = ",".join(str(sdss / "filters" / f"sdss_{b}.dat") for b in "ugriz")
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(args.out) if args.out else Path(tmp)
@@ -68,8 +71,10 @@ def main() -> None:
     z = test["z_spec"].to_numpy(np.float64)
     m = metrics(z, summary["z_median"].to_numpy(), grid, pdf, summary["z_q16"].to_numpy(), summary["z_q84"].to_numpy())
     print(m, f"{len(z) / seconds:.2f} galaxies/s")
+    if args.no_write:
+        return
     body = [
-        f"Test half of `sdss_mgs` (first {len(z)} of 5,000), SDSS filter curves from `sdss_mgs/filters`, magnitudes as given "
+        f"{args.split.capitalize()} half of `sdss_mgs` (first {len(z)} of 5,000), SDSS filter curves from `sdss_mgs/filters`, magnitudes as given "
         f"(`--units mag`, no AB offsets, `--assume-dereddened`), "
         + (f"zero-points and error floors from `--hyper {args.hyper}`" if args.hyper else f"error floor {args.error_floor}")
         + "; MCMC through the spectrum emulator "
@@ -84,7 +89,7 @@ def main() -> None:
     ]
     hyper = Path(args.hyper) if args.hyper else None
     tag = f", hyper {hyper.parent.name + '/' if hyper.name == 'hyper' else ''}{hyper.name}" if hyper else ""
-    write_section(f"Photo-z on SDSS MGS, popz MCMC via the spectrum emulator (photoz_sdss.py, n={len(z)}{tag})", "\n".join(body))
+    write_section(f"Photo-z on SDSS MGS, popz MCMC via the spectrum emulator (photoz_sdss.py, n={len(z)}{tag}{', train half' if args.split == 'train' else ''})", "\n".join(body))
 
 
 if __name__ == "__main__":

@@ -25,8 +25,8 @@ def test_calibrate_in_other_bands_seeds_its_proposals_by_mcmc(offset_mock, tmp_p
     out = tmp_path / "hyper"
     curves = ",".join(f"lsst2023-{b}" for b in "ugrizy")
     common = ["calibrate", str(offset_mock), "--out", str(out), "--no-floors", "--bands", "u,g,r,i,z,y", "--filters", curves,
-              "--mcmc-steps", "200", "--reference-band", "r"]  # fmt: skip
-    result = CliRunner().invoke(app, common + ["--iterations", "2", "--proposals", "64", "--steps", "100"])
+              "--mcmc-steps", "100", "--reference-band", "r"]  # fmt: skip
+    result = CliRunner().invoke(app, common + ["--iterations", "1", "--proposals", "64", "--steps", "50"])
     assert result.exit_code == 0, result.output
     assert "MCMC fit of 300 galaxies" in result.output
     summary = json.loads((out / "summary.json").read_text())

@@ -17,6 +17,9 @@ def enable_compilation_cache() -> None:
     ``POPZ_JAX_CACHE``: the folder (default ~/.cache/popz/jax), or ``off``. The
     same program is loaded, not recompiled, so results are bitwise unchanged; an
     entry cut short by a kill is ignored by JAX (with a warning) and recompiled.
+    Small programs are kept too: a fit compiles some 160 of them (its eager
+    array operations), and loading them takes a 32-galaxy MCMC fit from 28 s to
+    22 s once the cache is warm (2 CPU cores, 2026-11-28).
     """
     if os.environ.get("JAX_COMPILATION_CACHE_DIR") or os.environ.get("POPZ_JAX_CACHE", "") == "off":
         return
@@ -28,4 +31,4 @@ def enable_compilation_cache() -> None:
     import jax
 
     jax.config.update("jax_compilation_cache_dir", folder)
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)

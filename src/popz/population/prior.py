@@ -127,10 +127,17 @@ def _student_t_log_pdf(t, df):
     )  # fmt: skip
 
 
-def _student_t_log_prob(x, df, loc, scale, lo, hi):
-    """ln of Student-t(df, loc, scale) truncated to [lo, hi], at x."""
-    mass = _student_t_cdf((hi - loc) / scale, df) - _student_t_cdf((lo - loc) / scale, df)
-    return _student_t_log_pdf((x - loc) / scale, df) - jnp.log(scale) - jnp.log(mass)
+def _student_t_log_mass(df, loc, scale, lo, hi):
+    """ln of the probability Student-t(df, loc, scale) gives to [lo, hi]: the truncation's normaliser."""
+    return jnp.log(_student_t_cdf((hi - loc) / scale, df) - _student_t_cdf((lo - loc) / scale, df))
+
+
+def _student_t_log_prob(x, df, loc, scale, lo, hi, log_mass=None):
+    """ln of Student-t(df, loc, scale) truncated to [lo, hi], at x; ``log_mass`` from :func:`_student_t_log_mass`
+    where the caller has it (two incomplete beta functions, the costliest part to trace and compile)."""
+    if log_mass is None:
+        log_mass = _student_t_log_mass(df, loc, scale, lo, hi)
+    return _student_t_log_pdf((x - loc) / scale, df) - jnp.log(scale) - log_mass
 
 
 class _Grid(NamedTuple):
@@ -371,9 +378,12 @@ class PopulationPrior:
         log_sfr_ratio terms one by one."""
         if name == "sfh":
             loc, scale, df = locs["sfh"]
+            log_mass = {}  # the ratios share loc, scale and df, and usually their bounds: one normaliser per bounds
             for i in self._ratio_index:
                 lo, hi = self.config.parameters[i].bounds
-                total = total + _student_t_log_prob(theta[i], df, loc, scale, lo, hi)
+                if (lo, hi) not in log_mass:
+                    log_mass[lo, hi] = _student_t_log_mass(df, loc, scale, lo, hi)
+                total = total + _student_t_log_prob(theta[i], df, loc, scale, lo, hi, log_mass[lo, hi])
             return total
         loc, scale = locs[name]
         lo, hi = self._bounds(name)
