@@ -121,3 +121,31 @@ def test_population_proposal_density_is_normalised_and_consistent():
     theta, log_q = proposal.sample_and_log_prob(jax.random.key(1), None, 500)
     assert np.allclose(np.asarray(log_q), np.asarray(proposal.log_prob(theta, None)), atol=1e-3)
     assert np.all((np.asarray(theta) > lower) & (np.asarray(theta) < upper))
+
+
+def test_chains_stop_early_when_no_proposal_around_the_maximum_is_finite():
+    """A posterior that is nowhere finite around its maximum must fail after the probe, not after every evaluation
+    (on SDSS with 10 free hyperparameters the full 4,004 evaluations took 40 min before the same error)."""
+    import jax
+
+    from popz.errors import PopzError
+    from popz.infer.hierarchical import PROBE, CalibrationSettings, _independence_chains
+
+    class Objective:
+        calls = 0
+
+        def __init__(self, finite):
+            self.finite = finite
+
+        def values(self, eta):
+            Objective.calls += 1
+            eta = np.asarray(eta)
+            return -0.5 * np.sum(eta**2, axis=1) if self.finite else np.full(len(eta), -np.inf)
+
+    settings = CalibrationSettings(n_chains=4, n_steps=1000, n_burn=200)
+    with pytest.raises(PopzError, match="accepted no proposal"):
+        _independence_chains(jax.random.key(0), Objective(False), np.zeros(3), np.eye(3), settings)
+    assert Objective.calls == PROBE // 4  # four proposals per call
+    Objective.calls = 0
+    chains, acceptance = _independence_chains(jax.random.key(0), Objective(True), np.zeros(3), np.eye(3), settings)
+    assert Objective.calls == -(-4 * 1001 // 4) and chains.shape == (4, 1000, 3) and np.all(acceptance > 0.5)
