@@ -21,7 +21,7 @@ demo: install
 
 # Two workers, each test file in one of them: compilation is mostly single-threaded, so two processes finish the
 # suite in about 0.64 of the time of one on 2 cores (914 s against 1,420 s here, 2026-11-27). The workers share one
-# XLA cache (tests/conftest.py). Last full run from a clean clone: 879 s for 231 tests, 2026-11-28.
+# XLA cache (tests/conftest.py). Last full run from a clean clone: 830 s for 232 tests, 2026-11-28.
 test: install
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
