@@ -615,7 +615,10 @@ PROBE = 64  # proposals evaluated before the chains give up on a posterior that 
 
 
 def _independence_chains(key, objective, mean: np.ndarray, cov: np.ndarray, settings: CalibrationSettings, dof: float = 6.0):
-    """Independent Metropolis-Hastings with a multivariate-t proposal; returns chains (C, n_steps, P) and acceptance (C,)."""
+    """Independent Metropolis-Hastings with a multivariate-t proposal; returns chains (C, n_steps, P) and acceptance (C,).
+
+    Raises PopzError when no chain accepts a proposal: at once if the first ``PROBE`` proposals are all non-finite.
+    """
     p = mean.shape[0]
     chol = np.linalg.cholesky(cov * 1.2**2)
     c, n = settings.n_chains, settings.n_steps
@@ -650,6 +653,8 @@ def _independence_chains(key, objective, mean: np.ndarray, cov: np.ndarray, sett
                 cur, cur_w = proposals[i, s + 1], new_w
                 accepted[i] += 1
             chains[i, s] = cur
+    if not np.any(accepted > 0):
+        raise PopzError("the calibration's chains accepted no proposal: the posterior is not finite around its maximum")
     return chains, accepted / n
 
 
@@ -759,8 +764,6 @@ def calibrate(
         names = space.names([str(b) for b in range(n_bands)], list(range(n_tracts)))
         found = ", ".join(f"{n} {v:.4g} +/- {s:.2g}" for n, v, s in zip(names, eta, np.sqrt(np.abs(np.diag(cov)))))
         raise PopzError(f"{error}; ln p {best:.1f} at the maximum: {found}") from None
-    if not np.any(acceptance > 0):
-        raise PopzError("the calibration's chains accepted no proposal: the posterior is not finite around its maximum")
     kept = chains[:, settings.n_burn :]
     flat = kept.reshape(-1, kept.shape[-1])
     r_hat = _rhat_across_chains(kept)
